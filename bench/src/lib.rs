@@ -1,0 +1,1 @@
+//! keel-bench: the load generator (to be built; see issue "keel-bench").

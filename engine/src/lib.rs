@@ -1,0 +1,1 @@
+//! keel-engine: the storage of one shard.

@@ -1,0 +1,1 @@
+//! keel-tests: harnesses for crash and integration tests.

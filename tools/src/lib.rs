@@ -1,0 +1,1 @@
+//! keel-tools: the pieces behind the `keel` binary.
