@@ -1,0 +1,235 @@
+//! Property tests of the B-tree against a `BTreeMap` model, over the in-memory file with
+//! power cuts, and corruption tests.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::rc::Rc;
+
+use futures_lite::future::block_on;
+use proptest::prelude::*;
+
+use super::file::MemPageFile;
+use super::page::PAGE_BYTES;
+use super::tree::Tree;
+use crate::error::StorageError;
+use crate::page_cache::PageCache;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(Vec<u8>, usize, u8),
+    Delete(Vec<u8>),
+    Get(Vec<u8>),
+    Scan(Vec<u8>, Vec<u8>, bool, usize),
+    Checkpoint,
+    Crash,
+}
+
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(prop::sample::select(vec![0u8, 1, b'a', b'b', 0xff]), 1..12)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (key(), prop_oneof![0usize..64, 64usize..3000, 3000usize..40_000], any::<u8>())
+            .prop_map(|(k, n, b)| Op::Put(k, n, b)),
+        3 => key().prop_map(Op::Delete),
+        3 => key().prop_map(Op::Get),
+        2 => (key(), key(), any::<bool>(), 1usize..50).prop_map(|(a, b, r, l)| Op::Scan(a, b, r, l)),
+        1 => Just(Op::Checkpoint),
+        1 => Just(Op::Crash),
+    ]
+}
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+async fn open(file: &MemPageFile, frames: usize) -> Result<Tree<MemPageFile>, StorageError> {
+    let cache = PageCache::new(frames * PAGE_BYTES);
+    Tree::open(cache, Rc::new(file.clone()), 1).await
+}
+
+fn value(n: usize, b: u8) -> Vec<u8> {
+    (0..n).map(|i| b.wrapping_add(i as u8)).collect()
+}
+
+async fn run(ops: Vec<Op>) {
+    let file = MemPageFile::new();
+    let mut tree = open(&file, 8).await.unwrap();
+    let mut model = Model::new();
+    let mut durable = Model::new();
+    let mut lsn = 0;
+    for op in ops {
+        lsn += 1;
+        match op {
+            Op::Put(k, n, b) => {
+                let v = value(n, b);
+                let replaced = tree.put(&k, &v, lsn).await.unwrap();
+                assert_eq!(replaced, model.insert(k, v).is_some());
+            }
+            Op::Delete(k) => {
+                let existed = tree.delete(&k, lsn).await.unwrap();
+                assert_eq!(existed, model.remove(&k).is_some());
+            }
+            Op::Get(k) => {
+                assert_eq!(tree.get(&k).await.unwrap(), model.get(&k).cloned());
+            }
+            Op::Scan(a, b, reverse, limit) => {
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                let mut got = Vec::new();
+                tree.scan(
+                    Bound::Included(&lo),
+                    Bound::Excluded(&hi),
+                    reverse,
+                    limit,
+                    &mut got,
+                )
+                .await
+                .unwrap();
+                let range = model.range::<Vec<u8>, _>((Bound::Included(&lo), Bound::Excluded(&hi)));
+                let want: Vec<_> = if reverse {
+                    range
+                        .rev()
+                        .take(limit)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                } else {
+                    range
+                        .take(limit)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                };
+                assert_eq!(got, want);
+            }
+            Op::Checkpoint => {
+                tree.checkpoint().await.unwrap();
+                durable = model.clone();
+            }
+            Op::Crash => {
+                file.crash();
+                tree = open(&file, 8).await.unwrap();
+                model = durable.clone();
+            }
+        }
+        tree.check().await.unwrap();
+    }
+    // Everything left agrees, in both directions.
+    let mut all = Vec::new();
+    tree.scan(
+        Bound::Unbounded,
+        Bound::Unbounded,
+        false,
+        usize::MAX,
+        &mut all,
+    )
+    .await
+    .unwrap();
+    let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    assert_eq!(all, want);
+    let mut back = Vec::new();
+    tree.scan(
+        Bound::Unbounded,
+        Bound::Unbounded,
+        true,
+        usize::MAX,
+        &mut back,
+    )
+    .await
+    .unwrap();
+    back.reverse();
+    assert_eq!(back, want);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #[test]
+    fn tree_agrees_with_model_across_checkpoints_and_power_cuts(
+        ops in prop::collection::vec(op(), 1..300)
+    ) {
+        block_on(run(ops));
+    }
+}
+
+#[test]
+fn many_keys_build_a_deep_tree_and_free_pages_are_reused() {
+    block_on(async {
+        let file = MemPageFile::new();
+        let tree = open(&file, 16).await.unwrap();
+        let v = vec![7u8; 500];
+        for i in 0u32..20_000 {
+            tree.put(&i.to_be_bytes(), &v, u64::from(i) + 1)
+                .await
+                .unwrap();
+        }
+        tree.checkpoint().await.unwrap();
+        assert_eq!(tree.check().await.unwrap(), 20_000);
+        let grown = tree.stats().page_count;
+        // Delete all, checkpoint twice (frees become reusable), and fill again: the
+        // file must not grow much past its first size.
+        for i in 0u32..20_000 {
+            assert!(tree
+                .delete(&i.to_be_bytes(), 30_000 + u64::from(i))
+                .await
+                .unwrap());
+        }
+        tree.checkpoint().await.unwrap();
+        tree.checkpoint().await.unwrap();
+        assert_eq!(tree.stats().entries, 0);
+        for i in 0u32..20_000 {
+            tree.put(&i.to_be_bytes(), &v, 60_000 + u64::from(i))
+                .await
+                .unwrap();
+        }
+        tree.checkpoint().await.unwrap();
+        let regrown = tree.stats().page_count;
+        assert!(
+            regrown <= grown + grown / 10,
+            "file grew from {grown} to {regrown} pages: freed pages not reused"
+        );
+    });
+}
+
+#[test]
+fn a_corrupt_page_is_reported_never_served() {
+    block_on(async {
+        let file = MemPageFile::new();
+        let tree = open(&file, 8).await.unwrap();
+        for i in 0u32..2_000 {
+            tree.put(&i.to_be_bytes(), &[1u8; 200], u64::from(i) + 1)
+                .await
+                .unwrap();
+        }
+        tree.checkpoint().await.unwrap();
+        drop(tree);
+        // Flip a byte in every data page in turn: each read that touches it fails with
+        // CorruptPage, and no read returns a wrong value.
+        let (_, writes) = file.io_counts();
+        assert!(writes > 0);
+        let pages = tree_pages(&file).await;
+        for p in pages.iter().take(8) {
+            let f2 = MemPageFile::new();
+            copy_file(&file, &f2).await;
+            f2.corrupt(*p, 100);
+            let t = open(&f2, 8).await.unwrap();
+            let mut errors = 0;
+            for i in 0u32..2_000 {
+                match t.get(&i.to_be_bytes()).await {
+                    Ok(Some(v)) => assert_eq!(v, vec![1u8; 200]),
+                    Ok(None) => panic!("key {i} lost without an error"),
+                    Err(StorageError::CorruptPage { .. }) => errors += 1,
+                    Err(e) => panic!("unexpected error {e}"),
+                }
+            }
+            assert!(errors > 0, "corruption of {p} went unnoticed");
+        }
+    });
+}
+
+async fn tree_pages(file: &MemPageFile) -> Vec<super::PageId> {
+    let t = open(file, 8).await.unwrap();
+    let n = t.stats().page_count;
+    drop(t);
+    (1..n).map(super::PageId).collect::<Vec<_>>()
+}
+
+async fn copy_file(from: &MemPageFile, to: &MemPageFile) {
+    to.copy_from(from);
+}

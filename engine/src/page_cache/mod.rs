@@ -1,0 +1,435 @@
+//! The per-shard page cache: a fixed number of page frames, allocated at start-up, shared
+//! by every B-tree of the shard.
+//!
+//! Invariants:
+//! - Memory is fixed: `frames` buffers of `PAGE_BYTES` each, never more.
+//! - A frame is in the map iff it holds (or is loading) that page; a loading frame is
+//!   never handed out until its read completed and the page passed its checksum, so a
+//!   corrupt page is reported to every reader and never cached.
+//! - A pinned frame is never evicted; a dirty frame is written back before it is reused.
+//!   Write-back may happen at any time, so only pages that no durable checkpoint
+//!   references may be dirty (the B-tree copies a page on write to guarantee it).
+//!
+//! Eviction is CLOCK (second chance). When every frame is pinned, a claimer waits for an
+//! unpin rather than growing the cache.
+
+use std::cell::{Ref, RefCell, RefMut};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use event_listener::Event;
+
+use crate::btree::file::PageFile;
+use crate::btree::page::{self, PageId, PAGE_BYTES};
+use crate::error::StorageError;
+
+/// Identifies one file registered with the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId(pub u32);
+
+/// Counters of cache activity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups that found the page in a frame.
+    pub hits: u64,
+    /// Lookups that read the page from disk.
+    pub misses: u64,
+    /// Frames taken from another page.
+    pub evictions: u64,
+    /// Dirty pages written back by eviction or flush.
+    pub writebacks: u64,
+}
+
+#[derive(Default)]
+struct FrameMeta {
+    key: Option<(FileId, PageId)>,
+    pins: u32,
+    dirty: bool,
+    referenced: bool,
+    loading: bool,
+    writing: bool,
+    /// Freed while in use: leaves the cache, unwritten, once unpinned and idle.
+    discarded: bool,
+    /// The LSN stamped into the page when it is written.
+    lsn: u64,
+}
+
+struct CacheState<F> {
+    meta: Vec<FrameMeta>,
+    map: HashMap<(FileId, PageId), usize>,
+    files: HashMap<FileId, Rc<F>>,
+    hand: usize,
+    next_file: u32,
+    stats: CacheStats,
+}
+
+/// A fixed-size cache of pages for every tree file of one shard.
+pub struct PageCache<F: PageFile> {
+    frames: Vec<RefCell<Box<[u8]>>>,
+    state: RefCell<CacheState<F>>,
+    /// Fired whenever a frame is unpinned, loaded or written back.
+    changed: Event,
+}
+
+/// A pinned page: the frame stays put while this lives.
+pub struct PageRef<F: PageFile> {
+    cache: Rc<PageCache<F>>,
+    frame: usize,
+    id: PageId,
+}
+
+impl<F: PageFile> PageCache<F> {
+    /// A cache of `bytes / PAGE_BYTES` frames (at least 8).
+    pub fn new(bytes: usize) -> Rc<PageCache<F>> {
+        let n = (bytes / PAGE_BYTES).max(8);
+        let frames = (0..n)
+            .map(|_| RefCell::new(vec![0u8; PAGE_BYTES].into_boxed_slice()))
+            .collect();
+        Rc::new(PageCache {
+            frames,
+            state: RefCell::new(CacheState {
+                meta: (0..n).map(|_| FrameMeta::default()).collect(),
+                map: HashMap::with_capacity(n),
+                files: HashMap::new(),
+                hand: 0,
+                next_file: 0,
+                stats: CacheStats::default(),
+            }),
+            changed: Event::new(),
+        })
+    }
+
+    /// Frames in the cache.
+    pub fn frames(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Activity counters.
+    pub fn stats(&self) -> CacheStats {
+        self.state.borrow().stats
+    }
+
+    /// Registers a file so that its pages can be cached (and written back on eviction).
+    pub fn register(&self, file: Rc<F>) -> FileId {
+        let mut s = self.state.borrow_mut();
+        let id = FileId(s.next_file);
+        s.next_file += 1;
+        s.files.insert(id, file);
+        id
+    }
+
+    /// Forgets a file; its pages must be clean (flushed) or no longer wanted.
+    pub fn unregister(&self, file: FileId) {
+        let mut s = self.state.borrow_mut();
+        let frames: Vec<usize> = s
+            .map
+            .iter()
+            .filter(|((f, _), _)| *f == file)
+            .map(|(_, &i)| i)
+            .collect();
+        for i in frames {
+            let m = &mut s.meta[i];
+            assert_eq!(m.pins, 0, "unregister of a file with a pinned page");
+            if let Some(k) = m.key.take() {
+                s.map.remove(&k);
+            }
+            let m = &mut s.meta[i];
+            m.dirty = false;
+        }
+        s.files.remove(&file);
+    }
+
+    fn file(&self, file: FileId) -> Rc<F> {
+        match self.state.borrow().files.get(&file) {
+            Some(f) => f.clone(),
+            None => panic!("page cache: file {file:?} not registered"),
+        }
+    }
+
+    /// Returns page `id` of `file`, reading and verifying it on a miss.
+    pub async fn get(
+        self: &Rc<Self>,
+        file: FileId,
+        id: PageId,
+    ) -> Result<PageRef<F>, StorageError> {
+        loop {
+            let listener = {
+                let mut s = self.state.borrow_mut();
+                match s.map.get(&(file, id)).copied() {
+                    Some(i) if !s.meta[i].loading && !s.meta[i].discarded => {
+                        s.meta[i].pins += 1;
+                        s.meta[i].referenced = true;
+                        s.stats.hits += 1;
+                        return Ok(self.pin_ref(i, id));
+                    }
+                    Some(_) => Some(self.changed.listen()),
+                    None => None,
+                }
+            };
+            match listener {
+                Some(l) => l.await,
+                None => break,
+            }
+        }
+        let i = self.claim(file, id).await?;
+        {
+            let mut s = self.state.borrow_mut();
+            s.meta[i].loading = true;
+            s.stats.misses += 1;
+        }
+        let f = self.file(file);
+        let read = f.read_page(id).await;
+        let result = read.and_then(|buf| {
+            page::verify(&buf, id).map_err(|source| StorageError::CorruptPage {
+                path: f.path().to_owned(),
+                source,
+            })?;
+            self.frames[i].borrow_mut().copy_from_slice(&buf);
+            Ok(())
+        });
+        let mut s = self.state.borrow_mut();
+        s.meta[i].loading = false;
+        match result {
+            Ok(()) => {
+                self.changed.notify(usize::MAX);
+                Ok(self.pin_ref(i, id))
+            }
+            Err(e) => {
+                // Never keep a page that failed: the next reader retries and fails again.
+                s.map.remove(&(file, id));
+                s.meta[i] = FrameMeta::default();
+                self.changed.notify(usize::MAX);
+                Err(e)
+            }
+        }
+    }
+
+    /// A new zeroed page `id` of `file`, pinned and dirty; the caller fills it.
+    pub async fn create(
+        self: &Rc<Self>,
+        file: FileId,
+        id: PageId,
+        lsn: u64,
+    ) -> Result<PageRef<F>, StorageError> {
+        // A freed page may still be leaving the cache (pinned or being written back).
+        loop {
+            let l = self.changed.listen();
+            if !self.state.borrow().map.contains_key(&(file, id)) {
+                break;
+            }
+            l.await;
+        }
+        let i = self.claim(file, id).await?;
+        self.frames[i].borrow_mut().fill(0);
+        let mut s = self.state.borrow_mut();
+        s.meta[i].dirty = true;
+        s.meta[i].lsn = lsn;
+        Ok(self.pin_ref(i, id))
+    }
+
+    /// Drops page `id` of `file` from the cache without writing it (it was freed).
+    pub fn discard(&self, file: FileId, id: PageId) {
+        let mut s = self.state.borrow_mut();
+        if let Some(i) = s.map.get(&(file, id)).copied() {
+            if s.meta[i].pins == 0 && !s.meta[i].writing && !s.meta[i].loading {
+                s.map.remove(&(file, id));
+                s.meta[i] = FrameMeta::default();
+            } else {
+                // Still in use by a reader or a write-back: it leaves once idle, and its
+                // content is never written again.
+                s.meta[i].dirty = false;
+                s.meta[i].discarded = true;
+            }
+        }
+    }
+
+    fn pin_ref(self: &Rc<Self>, frame: usize, id: PageId) -> PageRef<F> {
+        PageRef {
+            cache: self.clone(),
+            frame,
+            id,
+        }
+    }
+
+    /// Takes a frame for (file, id), evicting (and writing back) another page if needed.
+    /// The frame returned is mapped, pinned once, clean and not loading.
+    async fn claim(self: &Rc<Self>, file: FileId, id: PageId) -> Result<usize, StorageError> {
+        loop {
+            let (victim, listener) = {
+                let mut s = self.state.borrow_mut();
+                let n = s.meta.len();
+                let mut found = None;
+                for _ in 0..2 * n {
+                    let i = s.hand;
+                    s.hand = (s.hand + 1) % n;
+                    let m = &mut s.meta[i];
+                    if m.key.is_none() {
+                        found = Some((i, false));
+                        break;
+                    }
+                    if m.pins > 0 || m.loading || m.writing {
+                        continue;
+                    }
+                    if m.referenced {
+                        m.referenced = false;
+                        continue;
+                    }
+                    found = Some((i, m.dirty));
+                    break;
+                }
+                match found {
+                    Some((i, false)) => {
+                        if let Some(k) = s.meta[i].key.take() {
+                            s.map.remove(&k);
+                            s.stats.evictions += 1;
+                        }
+                        s.meta[i] = FrameMeta {
+                            key: Some((file, id)),
+                            pins: 1,
+                            ..FrameMeta::default()
+                        };
+                        s.map.insert((file, id), i);
+                        return Ok(i);
+                    }
+                    Some((i, true)) => (Some(i), None),
+                    None => (None, Some(self.changed.listen())),
+                }
+            };
+            if let Some(i) = victim {
+                self.write_back(i).await?;
+            } else if let Some(l) = listener {
+                l.await;
+            }
+        }
+    }
+
+    /// Writes the dirty page in frame `i` to its file; the frame stays cached, clean.
+    async fn write_back(&self, i: usize) -> Result<(), StorageError> {
+        let (file, id, lsn) = {
+            let mut s = self.state.borrow_mut();
+            let m = &mut s.meta[i];
+            let Some((file, id)) = m.key else {
+                return Ok(());
+            };
+            if !m.dirty || m.writing {
+                return Ok(());
+            }
+            m.dirty = false;
+            m.writing = true;
+            (file, id, m.lsn)
+        };
+        let f = self.file(file);
+        let mut buf = f.write_buf();
+        buf.as_mut().copy_from_slice(&self.frames[i].borrow());
+        page::seal(buf.as_mut(), id, lsn);
+        let result = f.write_page(id, buf).await;
+        let mut s = self.state.borrow_mut();
+        s.meta[i].writing = false;
+        s.stats.writebacks += 1;
+        if result.is_err() && !s.meta[i].discarded {
+            // The content is still only here: keep it dirty.
+            s.meta[i].dirty = true;
+        }
+        Self::leave_if_discarded(&mut s, i);
+        drop(s);
+        self.changed.notify(usize::MAX);
+        result
+    }
+
+    /// Writes back every dirty page of `file` and waits for write-backs in flight, so that
+    /// a following sync covers all of them.
+    pub async fn flush(&self, file: FileId) -> Result<(), StorageError> {
+        loop {
+            let (dirty, writing): (Vec<usize>, bool) = {
+                let s = self.state.borrow();
+                let mine = |m: &&FrameMeta| m.key.is_some_and(|(f, _)| f == file);
+                let dirty = s
+                    .meta
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| mine(m) && m.dirty && !m.writing)
+                    .map(|(i, _)| i)
+                    .collect();
+                (dirty, s.meta.iter().any(|m| mine(&m) && m.writing))
+            };
+            if dirty.is_empty() && !writing {
+                return Ok(());
+            }
+            if dirty.is_empty() {
+                let l = self.changed.listen();
+                if self
+                    .state
+                    .borrow()
+                    .meta
+                    .iter()
+                    .any(|m| m.writing && m.key.is_some_and(|(f, _)| f == file))
+                {
+                    l.await;
+                }
+                continue;
+            }
+            for i in dirty {
+                self.write_back(i).await?;
+            }
+        }
+    }
+
+    /// Dirty frames of `file` right now.
+    pub fn dirty_pages(&self, file: FileId) -> usize {
+        let s = self.state.borrow();
+        s.meta
+            .iter()
+            .filter(|m| m.dirty && m.key.is_some_and(|(f, _)| f == file))
+            .count()
+    }
+
+    fn leave_if_discarded(s: &mut CacheState<F>, i: usize) {
+        let m = &s.meta[i];
+        if m.discarded && m.pins == 0 && !m.writing && !m.loading {
+            if let Some(k) = m.key {
+                s.map.remove(&k);
+            }
+            s.meta[i] = FrameMeta::default();
+        }
+    }
+
+    fn unpin(&self, i: usize) {
+        let mut s = self.state.borrow_mut();
+        assert!(s.meta[i].pins > 0, "unpin of an unpinned frame {i}");
+        s.meta[i].pins -= 1;
+        Self::leave_if_discarded(&mut s, i);
+        if s.meta[i].pins == 0 {
+            self.changed.notify(usize::MAX);
+        }
+    }
+}
+
+impl<F: PageFile> PageRef<F> {
+    /// The page's id.
+    pub fn id(&self) -> PageId {
+        self.id
+    }
+
+    /// The page's bytes. Do not hold across an `.await`.
+    pub fn bytes(&self) -> Ref<'_, [u8]> {
+        Ref::map(self.cache.frames[self.frame].borrow(), |b| &b[..])
+    }
+
+    /// The page's bytes for an edit at `lsn`; marks the page dirty. Do not hold across an
+    /// `.await`.
+    pub fn bytes_mut(&self, lsn: u64) -> RefMut<'_, [u8]> {
+        {
+            let mut s = self.cache.state.borrow_mut();
+            let m = &mut s.meta[self.frame];
+            m.dirty = true;
+            m.lsn = m.lsn.max(lsn);
+        }
+        RefMut::map(self.cache.frames[self.frame].borrow_mut(), |b| &mut b[..])
+    }
+}
+
+impl<F: PageFile> Drop for PageRef<F> {
+    fn drop(&mut self) {
+        self.cache.unpin(self.frame);
+    }
+}
