@@ -54,6 +54,14 @@ struct Allocator {
     epoch: HashSet<u64>,
     /// Pages the file holds; new pages are appended here.
     page_count: u64,
+    /// While a checkpoint is written: the pages it references that the epoch before it
+    /// allocated. They are not edited (edits copy them) nor dropped from the cache.
+    frozen: HashSet<u64>,
+    /// While a checkpoint is written: pages freed before it began, reusable once it is
+    /// durable.
+    frozen_pending: Vec<u64>,
+    /// Between the two phases of a checkpoint.
+    checkpointing: bool,
 }
 
 impl Allocator {
@@ -218,6 +226,9 @@ impl<F: PageFile> Tree<F> {
                 pending: Vec::new(),
                 epoch: HashSet::new(),
                 page_count: sb.page_count.max(1),
+                frozen: HashSet::new(),
+                frozen_pending: Vec::new(),
+                checkpointing: false,
             }),
             scratch: RefCell::new(vec![0u8; PAGE_BYTES].into_boxed_slice()),
         };
@@ -424,8 +435,13 @@ impl<F: PageFile> Tree<F> {
     }
 
     fn free_page(&self, id: PageId) {
-        self.alloc.borrow_mut().release(id);
-        self.cache.discard(self.file, id);
+        let mut a = self.alloc.borrow_mut();
+        a.release(id);
+        // A page of the checkpoint being written must still reach the disk.
+        if !a.frozen.contains(&id.0) {
+            drop(a);
+            self.cache.discard(self.file, id);
+        }
     }
 
     /// Makes page `id` editable in this epoch: itself if the epoch allocated it, else a
@@ -897,10 +913,22 @@ impl<F: PageFile> Tree<F> {
         Ok(())
     }
 
-    /// Makes everything applied so far durable in the tree file: writes the free list and
-    /// every dirty page, syncs, then flips the superblock and syncs again. Returns the
-    /// new durable checkpoint. On error the tree must not be used further (fail-stop).
+    /// Makes everything applied so far durable in the tree file: both phases of a
+    /// checkpoint back to back. Returns the new durable checkpoint.
     pub async fn checkpoint(&self) -> Result<Superblock, StorageError> {
+        let plan = self.begin_checkpoint().await?;
+        self.complete_checkpoint(plan).await
+    }
+
+    /// Phase one, under the writers' lock: freezes the tree as it is now. The pages of
+    /// the epoch become the checkpoint's (any later edit copies them), the free list is
+    /// written to new pages, and the superblock to write is decided. Writers may run
+    /// again as soon as this returns.
+    pub async fn begin_checkpoint(&self) -> Result<CheckpointPlan, StorageError> {
+        assert!(
+            !self.alloc.borrow().checkpointing,
+            "a checkpoint is already in progress"
+        );
         let lsn = self.meta.borrow().applied_lsn;
         let (fl_pages, ids) = {
             let mut a = self.alloc.borrow_mut();
@@ -913,12 +941,7 @@ impl<F: PageFile> Tree<F> {
                 let id = a.alloc();
                 fl_pages.push(id);
             }
-            let mut ids: Vec<u64> = a
-                .free
-                .iter()
-                .copied()
-                .chain(a.pending.iter().copied())
-                .collect();
+            let mut ids: Vec<u64> = a.free.iter().chain(a.pending.iter()).copied().collect();
             ids.sort_unstable();
             (fl_pages, ids)
         };
@@ -928,8 +951,6 @@ impl<F: PageFile> Tree<F> {
             let p = self.cache.create(self.file, *id, lsn).await?;
             page::build_freelist(&mut p.bytes_mut(lsn), chunk, next);
         }
-        self.cache.flush(self.file).await?;
-        self.io.sync().await?;
         let sb = {
             let m = self.meta.borrow();
             Superblock {
@@ -942,20 +963,42 @@ impl<F: PageFile> Tree<F> {
                 tree_id: self.tree_id,
             }
         };
+        let mut a = self.alloc.borrow_mut();
+        a.frozen = std::mem::take(&mut a.epoch);
+        a.frozen_pending = std::mem::take(&mut a.pending);
+        a.checkpointing = true;
+        Ok(CheckpointPlan { sb, fl_pages })
+    }
+
+    /// Phase two, without the writers' lock: writes the frozen pages, syncs, flips the
+    /// superblock and syncs again. The caller must first make the WAL durable up to
+    /// `plan.lsn()`: a checkpoint never holds a change the log could lose. On error the
+    /// tree must not be used further (fail-stop).
+    pub async fn complete_checkpoint(
+        &self,
+        plan: CheckpointPlan,
+    ) -> Result<Superblock, StorageError> {
+        let pages: HashSet<u64> = self.alloc.borrow().frozen.clone();
+        self.cache
+            .flush(self.file, |id| pages.contains(&id.0))
+            .await?;
+        self.io.sync().await?;
+        let sb = plan.sb;
         let mut slot = vec![0u8; SUPERBLOCK_BYTES];
         sb.encode(&mut slot);
         self.io.write_superblock(sb.slot(), &slot).await?;
         self.io.sync().await?;
-        // The new checkpoint is durable: what the old one referenced and this epoch freed
-        // is free now; the new free list is referenced until the next checkpoint.
+        // The new checkpoint is durable: what the old one referenced and the frozen epoch
+        // freed is free now; the new free list is referenced until the next checkpoint.
         {
             let mut a = self.alloc.borrow_mut();
-            let pending = std::mem::take(&mut a.pending);
-            a.free.extend(pending);
-            a.pending = fl_pages.iter().map(|p| p.0).collect();
-            a.epoch.clear();
+            let freed = std::mem::take(&mut a.frozen_pending);
+            a.free.extend(freed);
+            a.pending.extend(plan.fl_pages.iter().map(|p| p.0));
+            a.frozen.clear();
+            a.checkpointing = false;
         }
-        for id in &fl_pages {
+        for id in &plan.fl_pages {
             self.cache.discard(self.file, *id);
         }
         self.meta.borrow_mut().durable = sb;
@@ -1013,6 +1056,21 @@ impl<F: PageFile> Tree<F> {
         }
         assert_eq!(entries, self.meta.borrow().entries, "entry count");
         Ok(entries)
+    }
+}
+
+/// A checkpoint begun by [`Tree::begin_checkpoint`], to finish with
+/// [`Tree::complete_checkpoint`].
+#[must_use = "a begun checkpoint must be completed"]
+pub struct CheckpointPlan {
+    sb: Superblock,
+    fl_pages: Vec<PageId>,
+}
+
+impl CheckpointPlan {
+    /// The LSN the checkpoint covers: the WAL must be durable up to it first.
+    pub fn lsn(&self) -> u64 {
+        self.sb.lsn
     }
 }
 

@@ -211,15 +211,31 @@ impl<F: PageFile> PageCache<F> {
         id: PageId,
         lsn: u64,
     ) -> Result<PageRef<F>, StorageError> {
-        // A freed page may still be leaving the cache (pinned or being written back).
-        loop {
+        // The id may still be cached from its previous life (a freed page): reuse that
+        // frame when idle, wait while a reader or a write-back still holds it.
+        let i = loop {
             let l = self.changed.listen();
-            if !self.state.borrow().map.contains_key(&(file, id)) {
-                break;
+            let cached = {
+                let s = self.state.borrow();
+                s.map.get(&(file, id)).map(|&i| {
+                    let m = &s.meta[i];
+                    (i, m.pins == 0 && !m.writing && !m.loading)
+                })
+            };
+            match cached {
+                None => break self.claim(file, id).await?,
+                Some((i, true)) => {
+                    let mut s = self.state.borrow_mut();
+                    s.meta[i] = FrameMeta {
+                        key: Some((file, id)),
+                        pins: 1,
+                        ..FrameMeta::default()
+                    };
+                    break i;
+                }
+                Some((_, false)) => l.await,
             }
-            l.await;
-        }
-        let i = self.claim(file, id).await?;
+        };
         self.frames[i].borrow_mut().fill(0);
         let mut s = self.state.borrow_mut();
         s.meta[i].dirty = true;
@@ -336,13 +352,17 @@ impl<F: PageFile> PageCache<F> {
         result
     }
 
-    /// Writes back every dirty page of `file` and waits for write-backs in flight, so that
-    /// a following sync covers all of them.
-    pub async fn flush(&self, file: FileId) -> Result<(), StorageError> {
+    /// Writes back every dirty page of `file` that `pick` selects and waits for their
+    /// write-backs in flight, so that a following sync covers all of them.
+    pub async fn flush(
+        &self,
+        file: FileId,
+        pick: impl Fn(PageId) -> bool,
+    ) -> Result<(), StorageError> {
         loop {
             let (dirty, writing): (Vec<usize>, bool) = {
                 let s = self.state.borrow();
-                let mine = |m: &&FrameMeta| m.key.is_some_and(|(f, _)| f == file);
+                let mine = |m: &&FrameMeta| m.key.is_some_and(|(f, id)| f == file && pick(id));
                 let dirty = s
                     .meta
                     .iter()
