@@ -1,1 +1,0 @@
-//! Tests of the data model (filled below).
