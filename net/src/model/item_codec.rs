@@ -297,24 +297,21 @@ impl<'a> Reader<'a> {
     fn map(&mut self, attribute: Option<&str>, depth: usize) -> Result<Item, ModelError> {
         // A name takes at least 2 bytes (length, one byte) and a value 1.
         let count = self.count(3)?;
-        let mut map = BTreeMap::new();
-        let mut previous: Option<String> = None;
+        let mut map: BTreeMap<String, Value> = BTreeMap::new();
         for _ in 0..count {
             let offset = self.offset;
             let name = self.string()?;
             check_name(&name)?;
-            if previous
-                .as_deref()
-                .is_some_and(|p| p.as_bytes() >= name.as_bytes())
-            {
+            // Strictly ascending names: a duplicate would be dropped silently by the map.
+            let ascending = map.last_key_value().is_none_or(|(last, _)| last < &name);
+            if !ascending {
                 return Err(ModelError::NonCanonical {
                     offset,
                     what: "map names not ascending",
                 });
             }
             let value = self.value(attribute.unwrap_or(&name), depth)?;
-            map.insert(name.clone(), value);
-            previous = Some(name);
+            map.insert(name, value);
         }
         Ok(map)
     }

@@ -48,8 +48,10 @@ const _: () = assert!(
 /// moderate exponents, `d.dddE+x` otherwise), ordered by numeric value.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Number {
-    /// Digits without trailing zeros; 0 only for zero.
-    significand: u128,
+    /// Digits without trailing zeros; 0 only for zero. Two u64 halves (high, low) rather
+    /// than a u128, whose 16-byte alignment would grow `Number` to 32 bytes and every
+    /// `Value` with it; `Number` is 24 bytes.
+    significand_halves: [u64; 2],
     /// Power of ten of the last digit; 0 for zero.
     exponent: i16,
     /// Sign; false for zero.
@@ -59,7 +61,7 @@ pub struct Number {
 impl Number {
     /// The number zero.
     pub const ZERO: Number = Number {
-        significand: 0,
+        significand_halves: [0, 0],
         exponent: 0,
         negative: false,
     };
@@ -100,7 +102,7 @@ impl Number {
             exponent_scientific,
         })?;
         Ok(Number {
-            significand,
+            significand_halves: halves(significand),
             exponent,
             negative,
         })
@@ -108,7 +110,7 @@ impl Number {
 
     /// Whether the number is zero.
     pub fn is_zero(&self) -> bool {
-        self.significand == 0
+        self.significand_halves == [0, 0]
     }
 
     /// Whether the number is below zero.
@@ -118,7 +120,8 @@ impl Number {
 
     /// The significant digits as an integer (no trailing zeros; 0 for zero).
     pub fn significand(&self) -> u128 {
-        self.significand
+        let [high, low] = self.significand_halves;
+        (u128::from(high) << 64) | u128::from(low)
     }
 
     /// The power of ten of the last significant digit (0 for zero).
@@ -128,7 +131,7 @@ impl Number {
 
     /// How many significant digits (1 for zero).
     pub fn digit_count(&self) -> usize {
-        digit_count(self.significand)
+        digit_count(self.significand())
     }
 
     /// The exponent in scientific notation `d.ddd × 10^e` (0 for zero).
@@ -172,10 +175,10 @@ impl Number {
         };
         let scale = POW10.get(shift).ok_or_else(|| too_many.clone())?;
         let high_aligned = high
-            .significand
+            .significand()
             .checked_mul(*scale)
             .ok_or_else(|| too_many.clone())?;
-        let low_aligned = low.significand;
+        let low_aligned = low.significand();
         let (negative, magnitude) = if high.negative == low.negative {
             (
                 high.negative,
@@ -203,7 +206,7 @@ impl Number {
     pub(crate) fn digits(&self) -> ([u8; DIGITS_MAX], usize) {
         let mut out = [0u8; DIGITS_MAX];
         let count = self.digit_count();
-        let mut rest = self.significand;
+        let mut rest = self.significand();
         for slot in out.iter_mut().take(count).rev() {
             *slot = (rest % 10) as u8;
             rest /= 10;
@@ -217,7 +220,7 @@ impl Number {
         // integer comparison is digit-by-digit comparison.
         let scaled = |n: &Number| {
             let pad = DIGITS_MAX - n.digit_count();
-            n.significand * POW10.get(pad).copied().unwrap_or(1)
+            n.significand() * POW10.get(pad).copied().unwrap_or(1)
         };
         self.exponent_scientific()
             .cmp(&other.exponent_scientific())
@@ -233,6 +236,11 @@ impl Number {
             1
         }
     }
+}
+
+/// A u128 as (high, low) u64 halves.
+fn halves(value: u128) -> [u64; 2] {
+    [(value >> 64) as u64, value as u64]
 }
 
 /// Decimal digits of a u128 (1 for zero).
@@ -294,7 +302,7 @@ impl Number {
             exponent += 1;
         }
         Number {
-            significand,
+            significand_halves: halves(significand),
             exponent,
             negative,
         }

@@ -76,11 +76,58 @@ const PAIRS_MAX: usize = DIGITS_MAX.div_ceil(2);
 
 /// The partition hash: XXH3-64, seed 0, over the order-preserving encoding of the key.
 ///
-/// Stable across versions and platforms; golden tests pin it.
+/// Stable across versions and platforms; golden tests pin it. Keys whose encoding fits
+/// [`HASH_STACK_BYTES`] are hashed without allocating (the routing path hashes every
+/// request's key).
 pub fn partition_hash(partition: &KeyValue) -> u64 {
-    let mut encoded = Vec::with_capacity(32);
-    encode_key_value(partition, &mut encoded);
-    xxh3_64(&encoded)
+    let mut stack = StackSink {
+        bytes: [0; HASH_STACK_BYTES],
+        len: 0,
+        overflowed: false,
+    };
+    encode_key_value(partition, &mut stack);
+    match stack.bytes.get(..stack.len) {
+        Some(encoded) if !stack.overflowed => xxh3_64(encoded),
+        _ => {
+            let mut encoded = Vec::with_capacity(stack.len * 2);
+            encode_key_value(partition, &mut encoded);
+            xxh3_64(&encoded)
+        }
+    }
+}
+
+/// Longest key encoding [`partition_hash`] hashes from the stack.
+pub const HASH_STACK_BYTES: usize = 256;
+
+/// Where key encodings are written: a `Vec`, or a fixed stack buffer for hashing.
+trait ByteSink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl ByteSink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// A fixed buffer that records, rather than panics, when an encoding does not fit.
+struct StackSink {
+    bytes: [u8; HASH_STACK_BYTES],
+    len: usize,
+    overflowed: bool,
+}
+
+impl ByteSink for StackSink {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        match self.bytes.get_mut(self.len..end) {
+            Some(slot) if !self.overflowed => {
+                slot.copy_from_slice(bytes);
+                self.len = end;
+            }
+            _ => self.overflowed = true,
+        }
+    }
 }
 
 /// Appends `hash(pk) BE ‖ enc(pk)`: every storage key of this partition key starts with it.
@@ -170,40 +217,43 @@ pub fn decode_storage_key(input: &[u8], schema: &KeySchema) -> Result<PrimaryKey
 }
 
 /// Appends the order-preserving, self-delimiting encoding of a key value.
-fn encode_key_value(key: &KeyValue, out: &mut Vec<u8>) {
+fn encode_key_value(key: &KeyValue, out: &mut impl ByteSink) {
     match key {
         KeyValue::S(s) => {
             escape(s.as_bytes(), out);
-            out.extend_from_slice(&[ESCAPE, TERMINATOR]);
+            out.put(&[ESCAPE, TERMINATOR]);
         }
         KeyValue::B(b) => {
             escape(b, out);
-            out.extend_from_slice(&[ESCAPE, TERMINATOR]);
+            out.put(&[ESCAPE, TERMINATOR]);
         }
         KeyValue::N(n) => encode_number(n, out),
     }
 }
 
-fn escape(bytes: &[u8], out: &mut Vec<u8>) {
-    for &byte in bytes {
-        out.push(byte);
-        if byte == ESCAPE {
-            out.push(ESCAPED_ZERO);
-        }
+fn escape(bytes: &[u8], out: &mut impl ByteSink) {
+    // Copy runs between zero bytes whole; a zero becomes 0x00 0xFF.
+    let mut rest = bytes;
+    while let Some(zero_at) = rest.iter().position(|&byte| byte == ESCAPE) {
+        let (run, tail) = rest.split_at(zero_at);
+        out.put(run);
+        out.put(&[ESCAPE, ESCAPED_ZERO]);
+        rest = tail.get(1..).unwrap_or(&[]);
     }
+    out.put(rest);
 }
 
-fn encode_number(n: &Number, out: &mut Vec<u8>) {
+fn encode_number(n: &Number, out: &mut impl ByteSink) {
     if n.is_zero() {
-        out.push(SIGN_ZERO);
+        out.put(&[SIGN_ZERO]);
         return;
     }
     let flip = if n.is_negative() { 0xFF } else { 0x00 };
-    out.push(if n.is_negative() {
+    out.put(&[if n.is_negative() {
         SIGN_NEGATIVE
     } else {
         SIGN_POSITIVE
-    });
+    }]);
     let exponent_byte = u8::try_from(n.exponent_scientific() - EXPONENT_SCIENTIFIC_MIN);
     // A Number's scientific exponent is in -130..=125 by construction.
     assert!(
@@ -211,14 +261,14 @@ fn encode_number(n: &Number, out: &mut Vec<u8>) {
         "exponent out of range: {}",
         n.exponent_scientific()
     );
-    out.push(exponent_byte.unwrap_or(0) ^ flip);
+    out.put(&[exponent_byte.unwrap_or(0) ^ flip]);
     let (digits, count) = n.digits();
     for pair in digits.get(..count).unwrap_or(&[]).chunks(2) {
         let high = pair.first().copied().unwrap_or(0);
         let low = pair.get(1).copied().unwrap_or(0);
-        out.push((10 * high + low + 1) ^ flip);
+        out.put(&[(10 * high + low + 1) ^ flip]);
     }
-    out.push(NUMBER_END ^ flip);
+    out.put(&[NUMBER_END ^ flip]);
 }
 
 fn decode_key_value(reader: &mut Reader<'_>, key_type: KeyType) -> Result<KeyValue, ModelError> {

@@ -25,9 +25,16 @@ pub const ATTRIBUTE_NAME_BYTES_MAX: usize = 65535;
 
 /// Bytes of overhead DynamoDB counts for a map or list, whatever its contents.
 const DOCUMENT_OVERHEAD_BYTES: usize = 3;
-/// Bytes of overhead counted per element of a map or list. DynamoDB documents 1 byte per
-/// element; counting it keeps our sizes at or above DynamoDB's, never below.
+/// Bytes of overhead counted per element of a map or list (DynamoDB developer guide,
+/// "Item sizes and formats": "each List or Map element requires 1 byte of overhead").
 const DOCUMENT_ELEMENT_OVERHEAD_BYTES: usize = 1;
+
+// Values sit in maps, lists and B-tree pages by the million: keep them at four words.
+const _: () = assert!(std::mem::size_of::<Number>() == 24, "Number is three words");
+const _: () = assert!(
+    std::mem::size_of::<Value>() <= 32,
+    "Value is at most four words"
+);
 
 /// An item: attribute name → value.
 ///

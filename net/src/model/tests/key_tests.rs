@@ -166,6 +166,23 @@ fn partition_hash_golden_vectors() {
 }
 
 #[test]
+fn long_keys_hash_like_short_ones() {
+    // partition_hash hashes short keys from a stack buffer and long ones from a Vec;
+    // partition_prefix always hashes in its output Vec. Both paths must agree.
+    for len in [0, 1, 100, 127, 128, 129, 255, 256, 257, 2048] {
+        for key in [
+            KeyValue::S("\0".repeat(len) + "x"),
+            KeyValue::B(vec![7; len + 1]),
+        ] {
+            let mut prefix = Vec::new();
+            partition_prefix(&key, &mut prefix);
+            let stored = u64::from_be_bytes(prefix[..8].try_into().expect("8 bytes"));
+            assert_eq!(partition_hash(&key), stored, "length {len}");
+        }
+    }
+}
+
+#[test]
 fn storage_key_golden_vectors() {
     let key = PrimaryKey {
         partition: KeyValue::S("a\0".into()),
