@@ -22,12 +22,9 @@ pub fn fuzz_item_decode(data: &[u8]) {
     assert_eq!(again.as_ref(), Ok(&item), "decode(encode(item)) == item");
 }
 
-/// Decodes `data` as a storage key, the first byte choosing one of the twelve schema
-/// shapes; if it decodes, checks the round trip on bytes and values.
-pub fn fuzz_storage_key_decode(data: &[u8]) {
-    let Some((&selector, key_bytes)) = data.split_first() else {
-        return;
-    };
+/// The key schema that [`fuzz_storage_key_decode`] uses for a selector byte: partition key
+/// type `selector % 3` (S, N, B), sort key none or S, N, B by `(selector / 3) % 4`.
+pub fn fuzz_schema(selector: u8) -> KeySchema {
     let types = [KeyType::S, KeyType::N, KeyType::B];
     let partition_type = types
         .get(usize::from(selector % 3))
@@ -37,10 +34,19 @@ pub fn fuzz_storage_key_decode(data: &[u8]) {
         0 => None,
         n => types.get(usize::from(n - 1)).copied(),
     };
-    let schema = KeySchema {
+    KeySchema {
         partition_key: KeyAttribute::new("pk", partition_type),
         sort_key: sort_type.map(|t| KeyAttribute::new("sk", t)),
+    }
+}
+
+/// Decodes `data` as a storage key, the first byte choosing one of the twelve schema
+/// shapes ([`fuzz_schema`]); if it decodes, checks the round trip on bytes and values.
+pub fn fuzz_storage_key_decode(data: &[u8]) {
+    let Some((&selector, key_bytes)) = data.split_first() else {
+        return;
     };
+    let schema = fuzz_schema(selector);
     let Ok(key) = decode_storage_key(key_bytes, &schema) else {
         return;
     };

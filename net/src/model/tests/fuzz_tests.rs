@@ -1,8 +1,8 @@
 //! Seeded runs of the fuzz bodies over random and mutated inputs.
 
 use super::strategies::Prng;
-use crate::model::fuzz::{fuzz_item_decode, fuzz_storage_key_decode};
-use crate::model::{encode_item, encode_storage_key, KeyValue, PrimaryKey};
+use crate::model::fuzz::{fuzz_item_decode, fuzz_schema, fuzz_storage_key_decode};
+use crate::model::{decode_storage_key, encode_item, encode_storage_key, KeyValue, PrimaryKey};
 
 /// Applies one random mutation: flip a bit, set a byte to an edge value, insert, delete,
 /// truncate or duplicate a run.
@@ -32,7 +32,7 @@ fn mutate(prng: &mut Prng, bytes: &mut Vec<u8>) {
 fn item_decode_survives_random_and_mutated_inputs() {
     let mut prng = Prng::new(0x6B65_656C_0001);
     let mut decoded_mutants = 0usize;
-    for round in 0..60_000 {
+    for round in 0..400_000 {
         let mut bytes = Vec::new();
         if round % 4 == 0 {
             bytes.push(1);
@@ -60,7 +60,8 @@ fn item_decode_survives_random_and_mutated_inputs() {
 #[test]
 fn storage_key_decode_survives_random_and_mutated_inputs() {
     let mut prng = Prng::new(0x6B65_656C_0002);
-    for round in 0..100_000 {
+    let mut decoded_mutants = 0usize;
+    for round in 0..600_000 {
         let selector = prng.below(12) as u8;
         let mut bytes = vec![selector];
         if round % 4 == 0 {
@@ -88,7 +89,14 @@ fn storage_key_decode_survives_random_and_mutated_inputs() {
             let mut tail = bytes.split_off(1 + 8);
             mutate(&mut prng, &mut tail);
             bytes.extend_from_slice(&tail);
+            if decode_storage_key(&bytes[1..], &fuzz_schema(selector)).is_ok() {
+                decoded_mutants += 1;
+            }
         }
         fuzz_storage_key_decode(&bytes);
     }
+    assert!(
+        decoded_mutants > 10_000,
+        "only {decoded_mutants} mutants decoded"
+    );
 }

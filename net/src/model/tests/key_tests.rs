@@ -289,7 +289,8 @@ fn key_pair() -> impl Strategy<Value = (KeySchema, PrimaryKey, PrimaryKey)> {
 proptest! {
     #[test]
     fn storage_key_order_is_hash_then_pk_then_sk((schema, a, b) in key_pair()) {
-        let logical = |k: &PrimaryKey| (partition_hash(&k.partition), k.partition.clone(), k.sort.clone());
+        let logical =
+            |k: &PrimaryKey| (partition_hash(&k.partition), k.partition.clone(), k.sort.clone());
         prop_assert_eq!(storage_key(&a).cmp(&storage_key(&b)), logical(&a).cmp(&logical(&b)));
         prop_assert_eq!(decode_storage_key(&storage_key(&a), &schema), Ok(a.clone()));
         let mut prefix = Vec::new();
@@ -309,9 +310,11 @@ proptest! {
     fn string_and_binary_key_encodings_preserve_order(
         a in key_string(), b in key_string(), x in key_bytes(), y in key_bytes()
     ) {
-        let (ea, eb) = (sort_encoding(&KeyValue::S(a.clone())), sort_encoding(&KeyValue::S(b.clone())));
+        let ea = sort_encoding(&KeyValue::S(a.clone()));
+        let eb = sort_encoding(&KeyValue::S(b.clone()));
         prop_assert_eq!(ea.cmp(&eb), a.as_bytes().cmp(b.as_bytes()));
-        let (ex, ey) = (sort_encoding(&KeyValue::B(x.clone())), sort_encoding(&KeyValue::B(y.clone())));
+        let ex = sort_encoding(&KeyValue::B(x.clone()));
+        let ey = sort_encoding(&KeyValue::B(y.clone()));
         prop_assert_eq!(ex.cmp(&ey), x.cmp(&y));
     }
 
