@@ -115,6 +115,36 @@ impl Value {
     }
 }
 
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::S(s)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::S(s.to_owned())
+    }
+}
+
+impl From<Number> for Value {
+    fn from(n: Number) -> Value {
+        Value::N(n)
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(b: Vec<u8>) -> Value {
+        Value::B(b)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Value {
+        Value::Bool(b)
+    }
+}
+
 /// The item's size by DynamoDB's rules: for each attribute, the UTF-8 length of its name
 /// plus the size of its value, where
 /// - S and B: their length in bytes; N: 1 byte per two significant digits, plus 1;

@@ -255,3 +255,126 @@ proptest! {
         prop_assert_eq!(a.checked_add(&Number::ZERO), Ok(a));
     }
 }
+
+/// Digits of |x| at exponent `common` (most significant first, no leading zeros).
+fn aligned_digits(x: &Number, common: i32) -> Vec<u8> {
+    let mut digits: Vec<u8> = x
+        .significand()
+        .to_string()
+        .bytes()
+        .map(|b| b - b'0')
+        .collect();
+    digits.extend(std::iter::repeat_n(0, (x.exponent() - common) as usize));
+    digits
+}
+
+fn cmp_digits(a: &[u8], b: &[u8]) -> Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// Schoolbook addition or subtraction (a >= b) of digit strings.
+fn add_or_sub_digits(a: &[u8], b: &[u8], subtract: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut carry = 0i32;
+    for i in 0..a.len().max(b.len()) {
+        let da = i32::from(*a.iter().rev().nth(i).unwrap_or(&0));
+        let db = i32::from(*b.iter().rev().nth(i).unwrap_or(&0));
+        let mut d = if subtract {
+            da - db + carry
+        } else {
+            da + db + carry
+        };
+        carry = 0;
+        if d < 0 {
+            d += 10;
+            carry = -1;
+        } else if d > 9 {
+            d -= 10;
+            carry = 1;
+        }
+        out.push(d as u8);
+    }
+    if carry == 1 {
+        out.push(1);
+    }
+    while out.len() > 1 && out.last() == Some(&0) {
+        out.pop();
+    }
+    out.reverse();
+    out
+}
+
+/// The exact sum by digit strings, then DynamoDB's limits.
+fn reference_add(a: &Number, b: &Number) -> Result<Number, ModelError> {
+    if a.is_zero() || b.is_zero() {
+        return Ok(if a.is_zero() { *b } else { *a });
+    }
+    let common = a.exponent().min(b.exponent());
+    let (da, db) = (aligned_digits(a, common), aligned_digits(b, common));
+    let (negative, mut digits) = if a.is_negative() == b.is_negative() {
+        (a.is_negative(), add_or_sub_digits(&da, &db, false))
+    } else if cmp_digits(&da, &db) != Ordering::Less {
+        (a.is_negative(), add_or_sub_digits(&da, &db, true))
+    } else {
+        (b.is_negative(), add_or_sub_digits(&db, &da, true))
+    };
+    if digits == [0] {
+        return Ok(Number::ZERO);
+    }
+    let mut exponent = i64::from(common);
+    while digits.last() == Some(&0) {
+        digits.pop();
+        exponent += 1;
+    }
+    if digits.len() > 38 {
+        return Err(ModelError::NumberPrecision {
+            digits: digits.len(),
+        });
+    }
+    let significand = digits
+        .iter()
+        .fold(0u128, |acc, d| acc * 10 + u128::from(*d));
+    Number::from_parts(negative, significand, exponent)
+}
+
+/// Two numbers whose exponents are close, so that sums mostly fit and carries happen.
+fn near_pair() -> impl Strategy<Value = (Number, Number)> {
+    let near = || {
+        (any::<bool>(), 1u32..=38, any::<u128>(), -40i64..40).prop_map(
+            |(negative, digits, raw, exponent)| {
+                let nines = raw % 4 == 0;
+                let significand = if nines {
+                    pow10(digits) - 1
+                } else {
+                    raw % pow10(digits)
+                };
+                Number::from_parts(negative, significand, exponent).unwrap_or(Number::ZERO)
+            },
+        )
+    };
+    (near(), near())
+}
+
+proptest! {
+    #[test]
+    fn checked_add_agrees_with_digit_string_arithmetic((a, b) in near_pair()) {
+        let expected = reference_add(&a, &b);
+        let actual = a.checked_add(&b);
+        match (&expected, &actual) {
+            (Ok(e), Ok(x)) => prop_assert_eq!(e, x),
+            (Err(ModelError::NumberPrecision { .. }), Err(ModelError::NumberPrecision { .. })) => {}
+            (Err(ModelError::NumberRange { .. }), Err(ModelError::NumberRange { .. })) => {}
+            _ => prop_assert!(false, "{a:?} + {b:?}: expected {expected:?}, got {actual:?}"),
+        }
+    }
+
+    #[test]
+    fn checked_add_agrees_with_reference_over_the_whole_range(a in number(), b in number()) {
+        let expected = reference_add(&a, &b);
+        let actual = a.checked_add(&b);
+        prop_assert_eq!(expected.is_ok(), actual.is_ok(), "{:?} + {:?}", a, b);
+        if let (Ok(e), Ok(x)) = (expected, actual) {
+            prop_assert_eq!(e, x);
+        }
+    }
+}
