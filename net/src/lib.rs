@@ -1,1 +1,14 @@
 //! keel-net: the data model shared by the engine, the wire and the client.
+//!
+//! Table of contents:
+//! - [`model`]: items, values, exact decimal numbers, the item binary encoding, key schemas,
+//!   primary keys, the partition hash and the order-preserving storage-key encoding.
+
+pub mod model;
+
+pub use model::{
+    decode_item, decode_storage_key, encode_item, encode_sort_key, encode_sort_key_prefix,
+    encode_storage_key, item_size_bytes, partition_hash, partition_prefix, prefix_upper_bound,
+    validate_item, Item, KeyAttribute, KeySchema, KeyType, KeyValue, ModelError, Number,
+    PrimaryKey, Value, ITEM_BYTES_MAX,
+};

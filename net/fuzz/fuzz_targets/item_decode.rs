@@ -1,0 +1,8 @@
+//! cargo-fuzz target: the item decoder never panics and round-trips what it accepts.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    keel_net::model::fuzz::fuzz_item_decode(data);
+});
