@@ -81,6 +81,7 @@ async fn run(ops: Vec<Op>) {
                     Bound::Excluded(&hi),
                     reverse,
                     limit,
+                    usize::MAX,
                     &mut got,
                 )
                 .await

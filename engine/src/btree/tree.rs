@@ -757,15 +757,18 @@ impl<F: PageFile> Tree<F> {
     }
 
     /// Appends to `out` up to `limit` entries with keys within (`lower`, `upper`), in
-    /// ascending order, or descending if `reverse`.
+    /// ascending order, or descending if `reverse`; stops early once the values appended
+    /// reach `bytes_max` bytes.
     pub async fn scan(
         &self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
         reverse: bool,
         limit: usize,
+        bytes_max: usize,
         out: &mut Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<(), StorageError> {
+        let mut bytes = 0usize;
         let Some(root) = self.meta.borrow().root else {
             return Ok(());
         };
@@ -826,7 +829,7 @@ impl<F: PageFile> Tree<F> {
                 },
             }
         };
-        while out.len() < limit {
+        while out.len() < limit && bytes < bytes_max {
             let n = page::count(&leaf.bytes()) as isize;
             if pos < 0 || pos >= n {
                 // Move to the neighbouring leaf through the stack.
@@ -907,6 +910,7 @@ impl<F: PageFile> Tree<F> {
                 Ok(v) => v,
                 Err((len, first)) => self.read_overflow(len, first).await?,
             };
+            bytes += value.len();
             out.push((key, value));
             pos += if reverse { -1 } else { 1 };
         }

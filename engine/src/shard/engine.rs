@@ -1,0 +1,622 @@
+//! The engine of one shard: a WAL shared by every partition, one B-tree per partition,
+//! one page cache, and the background checkpointer. The only file of `shard` that does
+//! I/O; the decisions it makes (conditions, payloads, ranges) live in pure modules.
+//!
+//! Write path, per partition, under the partition's writer lock: read the current item,
+//! check the condition, put the change in the open WAL batch (which fixes its LSN), apply
+//! it to the tree; then, outside the lock, wait until the batch is durable and answer.
+//! Holding the lock only until the LSN is fixed lets the next writer join the same batch:
+//! one fdatasync serves every writer of the shard (group commit). The tree and the WAL
+//! receive each partition's changes in one order, so replay rebuilds the same tree.
+//!
+//! Reads never return a change that a crash could still take back: a read notes the
+//! tree's applied LSN and waits until the WAL is durable up to it before answering.
+//!
+//! Failure is fail-stop: if a change is in the WAL but could not be applied to its tree,
+//! the engine refuses every later operation; a restart replays the WAL.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use event_listener::Event;
+use glommio::sync::RwLock;
+use keel_net::{decode_item, encode_item, encode_storage_key, Item, KeySchema, PrimaryKey};
+
+use super::condition::Condition;
+use super::mutation::Mutation;
+use super::partition_meta;
+use super::range::KeyRange;
+use super::EngineError;
+use crate::btree::{DmaPageFile, Tree};
+use crate::page_cache::PageCache;
+use crate::wal::{GroupId, LogIndex, Lsn, RecordKind, RecordMeta, Term, Wal, WalOptions};
+
+/// Identifies a partition within a shard (the WAL's group id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartitionId(pub u64);
+
+/// Configuration of a shard's engine, fixed at start-up.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// The shard's data directory (WAL under `wal/`, trees under `partitions/`).
+    pub dir: PathBuf,
+    /// Bytes of the page cache shared by the shard's trees.
+    pub cache_bytes: usize,
+    /// WAL segment size.
+    pub wal_segment_bytes: u64,
+    /// WAL batch (one write) capacity.
+    pub wal_batch_bytes_max: usize,
+    /// Start a checkpoint after this many WAL bytes since the last one.
+    pub checkpoint_wal_bytes: u64,
+    /// Items a scan returns at most per call.
+    pub scan_items_max: usize,
+    /// Item bytes a scan returns at most per call (at least one item is returned).
+    pub scan_bytes_max: usize,
+}
+
+impl EngineOptions {
+    /// Defaults for a data directory: 64 MiB cache, 64 MiB segments, 1 MiB batches,
+    /// checkpoints every 128 MiB of log.
+    pub fn new(dir: impl Into<PathBuf>) -> EngineOptions {
+        EngineOptions {
+            dir: dir.into(),
+            cache_bytes: 64 << 20,
+            wal_segment_bytes: 64 << 20,
+            wal_batch_bytes_max: 1 << 20,
+            checkpoint_wal_bytes: 128 << 20,
+            scan_items_max: 1000,
+            scan_bytes_max: 1 << 20,
+        }
+    }
+}
+
+/// One page of a scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanPage {
+    /// The items, in key order (descending for a reverse scan).
+    pub items: Vec<Item>,
+    /// When the scan stopped at a limit: the storage key to resume after.
+    pub resume: Option<Vec<u8>>,
+}
+
+/// Counters describing an engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Checkpoints completed (all partitions each).
+    pub checkpoints: u64,
+    /// WAL records replayed at open.
+    pub replayed: u64,
+}
+
+struct Partition {
+    id: PartitionId,
+    schema: KeySchema,
+    tree: Tree<DmaPageFile>,
+    lock: RwLock<()>,
+}
+
+struct Inner {
+    options: EngineOptions,
+    wal: Wal,
+    cache: Rc<PageCache<DmaPageFile>>,
+    partitions: RefCell<BTreeMap<PartitionId, Rc<Partition>>>,
+    failed: RefCell<Option<String>>,
+    stats: Cell<EngineStats>,
+    /// WAL bytes written when the last checkpoint began.
+    checkpoint_mark_bytes: Cell<u64>,
+    checkpoint_due: Event,
+    checkpoint_running: Cell<bool>,
+    closing: Cell<bool>,
+}
+
+/// The storage engine of one shard. Cheap to clone; use it on the executor that opened it.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Rc<Inner>,
+}
+
+fn partitions_dir(dir: &Path) -> PathBuf {
+    dir.join("partitions")
+}
+
+fn meta_path(dir: &Path, id: PartitionId) -> PathBuf {
+    partitions_dir(dir).join(format!("{:016x}.part", id.0))
+}
+
+fn tree_path(dir: &Path, id: PartitionId) -> PathBuf {
+    partitions_dir(dir).join(format!("{:016x}.tree", id.0))
+}
+
+fn std_io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
+    move |source| {
+        EngineError::Storage(crate::error::io_error(op, &path.display().to_string(), 0, source))
+    }
+}
+
+impl Engine {
+    /// Opens the shard's storage in `options.dir`: the WAL (recovering its tail), every
+    /// declared partition's tree (at its last checkpoint), then replays the WAL after each
+    /// tree's checkpoint. Must run inside a glommio executor; call it before any other
+    /// file is opened on that executor (it applies the glommio #605 workaround).
+    pub async fn open(options: EngineOptions) -> Result<Engine, EngineError> {
+        let dir = options.dir.clone();
+        crate::wal::probe_workaround(&dir).await?;
+        let mut wal_options = WalOptions::new(dir.join("wal"));
+        wal_options.segment_bytes = options.wal_segment_bytes;
+        wal_options.batch_bytes_max = options.wal_batch_bytes_max;
+        let wal = Wal::open(wal_options).await?;
+        let cache = PageCache::new(options.cache_bytes);
+        let pdir = partitions_dir(&dir);
+        std::fs::create_dir_all(&pdir).map_err(std_io("create_dir", &pdir))?;
+        let mut partitions = BTreeMap::new();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&pdir)
+            .map_err(std_io("read_dir", &pdir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "part"))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let bytes = std::fs::read(&path).map_err(std_io("read", &path))?;
+            let (id, schema) = partition_meta::decode(&bytes).map_err(|source| {
+                EngineError::CorruptPartitionFile {
+                    path: path.display().to_string(),
+                    source,
+                }
+            })?;
+            let id = PartitionId(id);
+            let p = Self::open_partition(&cache, &dir, id, schema).await?;
+            partitions.insert(id, Rc::new(p));
+        }
+        let engine = Engine {
+            inner: Rc::new(Inner {
+                options,
+                wal,
+                cache,
+                partitions: RefCell::new(partitions),
+                failed: RefCell::new(None),
+                stats: Cell::new(EngineStats::default()),
+                checkpoint_mark_bytes: Cell::new(0),
+                checkpoint_due: Event::new(),
+                checkpoint_running: Cell::new(false),
+                closing: Cell::new(false),
+            }),
+        };
+        engine.replay().await?;
+        Ok(engine)
+    }
+
+    async fn open_partition(
+        cache: &Rc<PageCache<DmaPageFile>>,
+        dir: &Path,
+        id: PartitionId,
+        schema: KeySchema,
+    ) -> Result<Partition, EngineError> {
+        let file = DmaPageFile::open(&tree_path(dir, id)).await?;
+        let tree = Tree::open(cache.clone(), Rc::new(file), id.0).await?;
+        Ok(Partition {
+            id,
+            schema,
+            tree,
+            lock: RwLock::new(()),
+        })
+    }
+
+    /// Re-applies every WAL record newer than its tree's checkpoint.
+    async fn replay(&self) -> Result<(), EngineError> {
+        let inner = &self.inner;
+        let from = inner
+            .partitions
+            .borrow()
+            .values()
+            .map(|p| p.tree.checkpoint_lsn())
+            .min()
+            .map_or(0, |l| l + 1)
+            .max(inner.wal.first_lsn().0);
+        let mut reader = inner.wal.reader(Lsn(from)).await?;
+        let mut replayed = 0u64;
+        while let Some(record) = reader.next().await? {
+            if record.meta.kind != RecordKind::Data {
+                continue;
+            }
+            let id = PartitionId(record.meta.group.0);
+            let Some(p) = inner.partitions.borrow().get(&id).cloned() else {
+                return Err(EngineError::UnknownPartitionInWal {
+                    partition: id.0,
+                    lsn: record.lsn.0,
+                });
+            };
+            if record.lsn.0 <= p.tree.applied_lsn() {
+                continue;
+            }
+            let m = Mutation::decode(&record.payload).map_err(|source| {
+                EngineError::CorruptMutation {
+                    lsn: record.lsn.0,
+                    source,
+                }
+            })?;
+            apply(&p.tree, m, record.lsn.0).await?;
+            replayed += 1;
+        }
+        let mut s = inner.stats.get();
+        s.replayed = replayed;
+        inner.stats.set(s);
+        Ok(())
+    }
+
+    /// Declares a partition with its key schema; durable when this returns.
+    pub async fn create_partition(
+        &self,
+        id: PartitionId,
+        schema: KeySchema,
+    ) -> Result<(), EngineError> {
+        self.check_alive()?;
+        schema.validate()?;
+        if self.inner.partitions.borrow().contains_key(&id) {
+            return Err(EngineError::PartitionExists(id.0));
+        }
+        let dir = &self.inner.options.dir;
+        let path = meta_path(dir, id);
+        let tmp = path.with_extension("tmp");
+        let bytes = partition_meta::encode(id.0, &schema);
+        write_synced(&tmp, &bytes)?;
+        // The tree is created (and checkpointed empty) before the declaration appears, so
+        // a declared partition always has a tree.
+        let p = Self::open_partition(&self.inner.cache, dir, id, schema).await?;
+        std::fs::rename(&tmp, &path).map_err(std_io("rename", &path))?;
+        sync_dir(&partitions_dir(dir))?;
+        self.inner.partitions.borrow_mut().insert(id, Rc::new(p));
+        Ok(())
+    }
+
+    /// The partitions of this shard with their schemas.
+    pub fn partitions(&self) -> Vec<(PartitionId, KeySchema)> {
+        self.inner
+            .partitions
+            .borrow()
+            .values()
+            .map(|p| (p.id, p.schema.clone()))
+            .collect()
+    }
+
+    fn partition(&self, id: PartitionId) -> Result<Rc<Partition>, EngineError> {
+        self.inner
+            .partitions
+            .borrow()
+            .get(&id)
+            .cloned()
+            .ok_or(EngineError::UnknownPartition(id.0))
+    }
+
+    fn check_alive(&self) -> Result<(), EngineError> {
+        if let Some(reason) = self.inner.failed.borrow().as_ref() {
+            return Err(EngineError::Failed {
+                reason: reason.clone(),
+            });
+        }
+        if self.inner.closing.get() {
+            return Err(EngineError::Closed);
+        }
+        Ok(())
+    }
+
+    fn fail(&self, reason: String) -> EngineError {
+        tracing::error!(%reason, "engine failed; refusing further operations");
+        *self.inner.failed.borrow_mut() = Some(reason.clone());
+        EngineError::Failed { reason }
+    }
+
+    /// Stores `item` if `condition` holds for the item stored now under its key; returns
+    /// the item it replaced. Durable when this returns.
+    pub async fn put(
+        &self,
+        partition: PartitionId,
+        item: &Item,
+        condition: &Condition,
+    ) -> Result<Option<Item>, EngineError> {
+        let p = self.partition(partition)?;
+        keel_net::validate_item(item)?;
+        let key = p.schema.key_of(item)?;
+        let mut skey = Vec::new();
+        encode_storage_key(&key, &mut skey);
+        let mut value = Vec::new();
+        encode_item(item, &mut value);
+        self.write(&p, &skey, Some(&value), condition).await
+    }
+
+    /// Removes the item under `key` if `condition` holds for it; returns the removed item.
+    /// Durable when this returns.
+    pub async fn delete(
+        &self,
+        partition: PartitionId,
+        key: &PrimaryKey,
+        condition: &Condition,
+    ) -> Result<Option<Item>, EngineError> {
+        let p = self.partition(partition)?;
+        p.schema.check_key(key)?;
+        let mut skey = Vec::new();
+        encode_storage_key(key, &mut skey);
+        self.write(&p, &skey, None, condition).await
+    }
+
+    async fn write(
+        &self,
+        p: &Partition,
+        key: &[u8],
+        value: Option<&[u8]>,
+        condition: &Condition,
+    ) -> Result<Option<Item>, EngineError> {
+        self.check_alive()?;
+        let guard = p.lock.write().await.map_err(|_| EngineError::Closed)?;
+        self.check_alive()?;
+        let old = match p.tree.get(key).await? {
+            Some(bytes) => Some(decode_item(&bytes).map_err(|source| EngineError::CorruptItem {
+                partition: p.id.0,
+                source,
+            })?),
+            None => None,
+        };
+        if !condition.holds(old.as_ref()) {
+            return Err(EngineError::ConditionFailed);
+        }
+        let m = match value {
+            Some(value) => Mutation::Put { key, value },
+            None if old.is_none() => return Ok(None),
+            None => Mutation::Delete { key },
+        };
+        let mut payload = Vec::with_capacity(3 + key.len() + value.map_or(0, <[u8]>::len));
+        m.encode(&mut payload);
+        let meta = RecordMeta {
+            group: GroupId(p.id.0),
+            term: Term(0),
+            index: LogIndex(0),
+            kind: RecordKind::Data,
+        };
+        let lsn = self.inner.wal.submit(meta, &payload).await?;
+        // The change is in the log: from here the tree must take it, or the engine stops.
+        if let Err(e) = apply(&p.tree, m, lsn.0).await {
+            return Err(self.fail(format!("applying LSN {} to partition {}: {e}", lsn.0, p.id.0)));
+        }
+        drop(guard);
+        self.maybe_checkpoint();
+        self.inner.wal.wait_durable(lsn).await?;
+        Ok(old)
+    }
+
+    /// The item stored under `key`.
+    pub async fn get(
+        &self,
+        partition: PartitionId,
+        key: &PrimaryKey,
+    ) -> Result<Option<Item>, EngineError> {
+        self.check_alive()?;
+        let p = self.partition(partition)?;
+        p.schema.check_key(key)?;
+        let mut skey = Vec::new();
+        encode_storage_key(key, &mut skey);
+        let (bytes, seen) = {
+            let _guard = p.lock.read().await.map_err(|_| EngineError::Closed)?;
+            (p.tree.get(&skey).await?, p.tree.applied_lsn())
+        };
+        // Never answer with a change the log could still lose.
+        self.inner.wal.wait_durable(Lsn(seen)).await?;
+        match bytes {
+            None => Ok(None),
+            Some(b) => Ok(Some(decode_item(&b).map_err(|source| {
+                EngineError::CorruptItem {
+                    partition: p.id.0,
+                    source,
+                }
+            })?)),
+        }
+    }
+
+    /// Up to `limit` items (and at most the configured items and bytes per call) with
+    /// storage keys in `range`, ascending or, if `reverse`, descending; `resume` continues
+    /// after the key a previous page returned.
+    pub async fn scan(
+        &self,
+        partition: PartitionId,
+        range: &KeyRange,
+        reverse: bool,
+        limit: usize,
+        resume: Option<&[u8]>,
+    ) -> Result<ScanPage, EngineError> {
+        self.check_alive()?;
+        let p = self.partition(partition)?;
+        let range = match resume {
+            Some(r) => range.resumed(r, reverse),
+            None => range.clone(),
+        };
+        let opts = &self.inner.options;
+        let limit = limit.min(opts.scan_items_max);
+        let mut raw = Vec::new();
+        let seen = {
+            let _guard = p.lock.read().await.map_err(|_| EngineError::Closed)?;
+            p.tree
+                .scan(
+                    as_ref_bound(&range.lower),
+                    as_ref_bound(&range.upper),
+                    reverse,
+                    limit,
+                    opts.scan_bytes_max,
+                    &mut raw,
+                )
+                .await?;
+            p.tree.applied_lsn()
+        };
+        self.inner.wal.wait_durable(Lsn(seen)).await?;
+        let full = raw.len() >= limit
+            || raw.iter().map(|(_, v)| v.len()).sum::<usize>() >= opts.scan_bytes_max;
+        let resume = if full {
+            raw.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        let mut items = Vec::with_capacity(raw.len());
+        for (_, v) in raw {
+            items.push(decode_item(&v).map_err(|source| EngineError::CorruptItem {
+                partition: p.id.0,
+                source,
+            })?);
+        }
+        Ok(ScanPage { items, resume })
+    }
+
+    fn maybe_checkpoint(&self) {
+        let inner = &self.inner;
+        let written = inner.wal.stats().bytes;
+        if written.saturating_sub(inner.checkpoint_mark_bytes.get())
+            >= inner.options.checkpoint_wal_bytes
+        {
+            inner.checkpoint_due.notify(1);
+        }
+    }
+
+    /// Spawns the background checkpointer on the current executor (in its own task queue
+    /// if `queue` is given). It checkpoints whenever enough log has been written since
+    /// the last checkpoint, until [`Engine::close`].
+    pub fn spawn_checkpointer(&self, queue: Option<glommio::TaskQueueHandle>) {
+        let engine = self.clone();
+        let task = async move {
+            loop {
+                let l = engine.inner.checkpoint_due.listen();
+                if engine.inner.closing.get() || engine.inner.failed.borrow().is_some() {
+                    return;
+                }
+                l.await;
+                if engine.inner.closing.get() {
+                    return;
+                }
+                if let Err(e) = engine.checkpoint().await {
+                    tracing::error!(error = %e, "checkpoint failed");
+                    return;
+                }
+            }
+        };
+        let spawned = match queue {
+            Some(q) => glommio::spawn_local_into(task, q),
+            None => Ok(glommio::spawn_local(task)),
+        };
+        match spawned {
+            Ok(t) => t.detach(),
+            Err(e) => {
+                self.fail(format!("spawning the checkpointer: {e}"));
+            }
+        }
+    }
+
+    /// Checkpoints every partition, then releases the WAL segments no tree needs.
+    pub async fn checkpoint(&self) -> Result<(), EngineError> {
+        self.check_alive()?;
+        let inner = &self.inner;
+        if inner.checkpoint_running.replace(true) {
+            return Ok(());
+        }
+        inner.checkpoint_mark_bytes.set(inner.wal.stats().bytes);
+        let result = self.checkpoint_all().await;
+        inner.checkpoint_running.set(false);
+        if let Err(e) = &result {
+            return Err(self.fail(format!("checkpoint: {e}")));
+        }
+        result
+    }
+
+    async fn checkpoint_all(&self) -> Result<(), EngineError> {
+        let inner = &self.inner;
+        let parts: Vec<Rc<Partition>> = inner.partitions.borrow().values().cloned().collect();
+        for p in &parts {
+            let plan = {
+                let _guard = p.lock.write().await.map_err(|_| EngineError::Closed)?;
+                // Every change of this partition logged so far is applied (both happen
+                // under this lock), so the tree is current up to the WAL's last LSN:
+                // records of other partitions do not concern it.
+                p.tree.note_applied(inner.wal.last_assigned_lsn().0);
+                p.tree.begin_checkpoint().await?
+            };
+            inner.wal.wait_durable(Lsn(plan.lsn())).await?;
+            p.tree.complete_checkpoint(plan).await?;
+        }
+        if let Some(min) = parts.iter().map(|p| p.tree.checkpoint_lsn()).min() {
+            inner.wal.release_before(Lsn(min + 1));
+        }
+        let mut s = inner.stats.get();
+        s.checkpoints += 1;
+        inner.stats.set(s);
+        Ok(())
+    }
+
+    /// Counters describing the engine.
+    pub fn stats(&self) -> EngineStats {
+        self.inner.stats.get()
+    }
+
+    /// Counters of the WAL.
+    pub fn wal_stats(&self) -> crate::wal::WalStats {
+        self.inner.wal.stats()
+    }
+
+    /// Counters of the page cache.
+    pub fn cache_stats(&self) -> crate::page_cache::CacheStats {
+        self.inner.cache.stats()
+    }
+
+    /// Counters of one partition's tree.
+    pub fn tree_stats(&self, partition: PartitionId) -> Result<crate::btree::TreeStats, EngineError> {
+        Ok(self.partition(partition)?.tree.stats())
+    }
+
+    /// Checks the structure of a partition's tree (tests and the inspector).
+    pub async fn check(&self, partition: PartitionId) -> Result<u64, EngineError> {
+        let p = self.partition(partition)?;
+        let _guard = p.lock.read().await.map_err(|_| EngineError::Closed)?;
+        Ok(p.tree.check().await?)
+    }
+
+    /// Checkpoints, stops the checkpointer and closes the WAL.
+    pub async fn close(self) -> Result<(), EngineError> {
+        if self.inner.failed.borrow().is_none() {
+            self.checkpoint().await?;
+        }
+        self.inner.closing.set(true);
+        self.inner.checkpoint_due.notify(usize::MAX);
+        self.inner.wal.clone().close().await?;
+        Ok(())
+    }
+}
+
+fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v),
+        Bound::Excluded(v) => Bound::Excluded(v),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+async fn apply(tree: &Tree<DmaPageFile>, m: Mutation<'_>, lsn: u64) -> Result<(), EngineError> {
+    match m {
+        Mutation::Put { key, value } => {
+            tree.put(key, value, lsn).await?;
+        }
+        Mutation::Delete { key } => {
+            tree.delete(key, lsn).await?;
+        }
+    }
+    Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).map_err(std_io("create", path))?;
+    f.write_all(bytes).map_err(std_io("write", path))?;
+    f.sync_all().map_err(std_io("fsync", path))?;
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), EngineError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(std_io("fsync dir", dir))
+}

@@ -1,0 +1,85 @@
+//! The shard's storage engine: typed items over the WAL and the partitions' B-trees.
+//!
+//! - [`mutation`]: the WAL payload of a change (pure).
+//! - [`condition`]: write preconditions (pure).
+//! - [`range`]: storage-key ranges for Query-style scans (pure).
+//! - [`partition_meta`]: the partition declaration file (pure).
+//! - [`engine`]: the driver that ties them to glommio I/O.
+
+pub mod condition;
+pub mod engine;
+pub mod mutation;
+pub mod partition_meta;
+pub mod range;
+
+pub use condition::Condition;
+pub use engine::{Engine, EngineOptions, EngineStats, PartitionId, ScanPage};
+pub use range::{KeyRange, SortCondition};
+
+use crate::error::StorageError;
+use crate::wal::WalError;
+
+/// Why an engine operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The condition of a conditional write did not hold; nothing was written.
+    #[error("the conditional request failed")]
+    ConditionFailed,
+    /// The item or key is invalid (type, size, schema).
+    #[error("validation: {0}")]
+    Validation(#[from] keel_net::ModelError),
+    /// No partition with this id on this shard.
+    #[error("partition {0} does not exist")]
+    UnknownPartition(u64),
+    /// A partition with this id exists already.
+    #[error("partition {0} exists already")]
+    PartitionExists(u64),
+    /// The tree or page cache failed (I/O or corruption).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The WAL failed (I/O or corruption).
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// A stored item does not decode: corruption that passed the page checksum.
+    #[error("partition {partition}: stored item does not decode: {source}")]
+    CorruptItem {
+        /// The partition.
+        partition: u64,
+        /// The decoder's finding.
+        source: keel_net::ModelError,
+    },
+    /// A WAL record's payload is not a mutation.
+    #[error("WAL record {lsn}: {source}")]
+    CorruptMutation {
+        /// The record's LSN.
+        lsn: u64,
+        /// The decoder's finding.
+        source: mutation::MutationError,
+    },
+    /// A partition declaration file is unreadable.
+    #[error("{path}: {source}")]
+    CorruptPartitionFile {
+        /// The file.
+        path: String,
+        /// The decoder's finding.
+        source: partition_meta::MetaError,
+    },
+    /// The WAL names a partition that is not declared.
+    #[error("WAL record {lsn} names undeclared partition {partition}")]
+    UnknownPartitionInWal {
+        /// The partition.
+        partition: u64,
+        /// The record's LSN.
+        lsn: u64,
+    },
+    /// An earlier failure stopped the engine; restart to recover from the WAL.
+    #[error("engine stopped after a failure: {reason}")]
+    Failed {
+        /// The first failure.
+        reason: String,
+    },
+    /// The engine is closing.
+    #[error("engine closed")]
+    Closed,
+}

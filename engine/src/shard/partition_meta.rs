@@ -1,0 +1,156 @@
+//! The small file that declares a partition: its id and key schema.
+//!
+//! ```text
+//! | magic "KEELPART" | version u8 | id u64 | pk_type u8 | pk_len u16 | pk name |
+//! | has_sk u8 | [sk_type u8 | sk_len u16 | sk name] | crc32c u32 (of all before) |
+//! ```
+//! It is written once, synced and renamed into place before any WAL record names the
+//! partition, so recovery always knows the schema of every partition it replays.
+#![deny(clippy::indexing_slicing)]
+
+use keel_net::{KeyAttribute, KeySchema, KeyType};
+
+const MAGIC: &[u8; 8] = b"KEELPART";
+const VERSION: u8 = 1;
+
+/// Why a partition file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetaError {
+    /// The checksum does not match.
+    #[error("partition file checksum mismatch (stored {expected:#010x}, computed {actual:#010x})")]
+    Checksum {
+        /// Stored crc32c.
+        expected: u32,
+        /// Computed crc32c.
+        actual: u32,
+    },
+    /// The file is not a partition file, or is cut short, or has an unknown tag.
+    #[error("malformed partition file: {0}")]
+    Malformed(&'static str),
+}
+
+fn type_tag(t: KeyType) -> u8 {
+    match t {
+        KeyType::S => 1,
+        KeyType::N => 2,
+        KeyType::B => 3,
+    }
+}
+
+fn tag_type(tag: u8) -> Result<KeyType, MetaError> {
+    match tag {
+        1 => Ok(KeyType::S),
+        2 => Ok(KeyType::N),
+        3 => Ok(KeyType::B),
+        _ => Err(MetaError::Malformed("unknown key type")),
+    }
+}
+
+fn put_attr(out: &mut Vec<u8>, a: &KeyAttribute) {
+    out.push(type_tag(a.key_type));
+    let len = u16::try_from(a.name.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(a.name.as_bytes().get(..usize::from(len)).unwrap_or_default());
+}
+
+/// Encodes a partition's declaration.
+pub fn encode(id: u64, schema: &KeySchema) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.extend_from_slice(&id.to_le_bytes());
+    put_attr(&mut out, &schema.partition_key);
+    match &schema.sort_key {
+        Some(sk) => {
+            out.push(1);
+            put_attr(&mut out, sk);
+        }
+        None => out.push(0),
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], MetaError> {
+        if self.0.len() < n {
+            return Err(MetaError::Malformed("truncated"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, MetaError> {
+        self.take(1)?.first().copied().ok_or(MetaError::Malformed("truncated"))
+    }
+    fn attr(&mut self) -> Result<KeyAttribute, MetaError> {
+        let t = tag_type(self.u8()?)?;
+        let len = self.take(2)?;
+        let len = usize::from(u16::from_le_bytes(
+            len.try_into().map_err(|_| MetaError::Malformed("truncated"))?,
+        ));
+        let name = std::str::from_utf8(self.take(len)?)
+            .map_err(|_| MetaError::Malformed("attribute name is not UTF-8"))?;
+        Ok(KeyAttribute::new(name, t))
+    }
+}
+
+/// Decodes a partition's declaration.
+pub fn decode(bytes: &[u8]) -> Result<(u64, KeySchema), MetaError> {
+    if bytes.len() < 4 {
+        return Err(MetaError::Malformed("truncated"));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let expected = u32::from_le_bytes(crc.try_into().map_err(|_| MetaError::Malformed("crc"))?);
+    let actual = crc32c::crc32c(body);
+    if expected != actual {
+        return Err(MetaError::Checksum { expected, actual });
+    }
+    let mut r = Reader(body);
+    if r.take(8)? != MAGIC {
+        return Err(MetaError::Malformed("bad magic"));
+    }
+    if r.u8()? != VERSION {
+        return Err(MetaError::Malformed("unknown version"));
+    }
+    let id = u64::from_le_bytes(
+        r.take(8)?
+            .try_into()
+            .map_err(|_| MetaError::Malformed("truncated"))?,
+    );
+    let pk = r.attr()?;
+    let schema = match r.u8()? {
+        0 => KeySchema::partition_only(pk),
+        1 => KeySchema::with_sort_key(pk, r.attr()?),
+        _ => return Err(MetaError::Malformed("bad sort-key flag")),
+    };
+    if !r.0.is_empty() {
+        return Err(MetaError::Malformed("trailing bytes"));
+    }
+    Ok((id, schema))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_corruption() {
+        let schema = KeySchema::with_sort_key(
+            KeyAttribute::new("id", KeyType::S),
+            KeyAttribute::new("ts", KeyType::N),
+        );
+        let bytes = encode(7, &schema);
+        assert_eq!(decode(&bytes), Ok((7, schema)));
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            assert!(decode(&b).is_err(), "flip at {i} undetected");
+        }
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+}
