@@ -128,6 +128,7 @@ async fn run(ops: Vec<Op>) {
         Bound::Unbounded,
         false,
         usize::MAX,
+        usize::MAX,
         &mut all,
     )
     .await
@@ -139,6 +140,7 @@ async fn run(ops: Vec<Op>) {
         Bound::Unbounded,
         Bound::Unbounded,
         true,
+        usize::MAX,
         usize::MAX,
         &mut back,
     )
