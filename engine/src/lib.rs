@@ -1,1 +1,2 @@
 //! keel-engine: the storage of one shard.
+pub mod wal;
