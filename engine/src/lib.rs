@@ -1,11 +1,15 @@
 //! keel-engine: the storage of one shard.
 //!
+//! - [`wal`]: the shard's write-ahead log with group commit.
 //! - [`btree`]: one copy-on-write B-tree per partition replica, direct I/O.
 //! - [`page_cache`]: the fixed-size per-shard page cache every tree reads through.
+//! - [`shard`]: the engine: typed items over the WAL and the trees, recovery, checkpoints.
 //! - [`error`]: storage errors.
 
 pub mod btree;
 pub mod error;
 pub mod page_cache;
+pub mod shard;
+pub mod wal;
 
 pub use error::StorageError;

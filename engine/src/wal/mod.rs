@@ -1,0 +1,205 @@
+//! The shard write-ahead log: one per shard, shared by the partition replicas on it.
+//!
+//! # Design
+//! - **Segments** (`segment.rs`): fixed-size files opened with O_DIRECT, pre-written with
+//!   zeros once or recycled from released segments, so that an fdatasync never allocates
+//!   blocks. Block 0 is a header (sequence, first LSN, retained LSN); batches follow.
+//! - **Records** (`record.rs`): header (crc32c, length, LSN, batch LSN, group, term, index,
+//!   frame, kind) and payload, packed at 8-byte alignment. LSNs count records, +1 each.
+//! - **Group commit** (`batch.rs`, `writer.rs`): appenders copy their record into the open
+//!   batch (a DMA buffer allocated at open) and wait; one flusher task seals the batch
+//!   (adds a `BatchEnd` frame, pads to 4 KiB), writes it with one DMA write and one
+//!   fdatasync, then wakes its appenders. While a flush is in flight the next batch fills;
+//!   the flusher takes it as soon as the fdatasync returns. No timers. At most two batch
+//!   buffers exist; when the open batch is full, appenders wait for it to be taken.
+//! - **Rotation**: a batch that does not fit the current segment goes to a spare, whose new
+//!   header is written and fdatasynced first. A spare is kept ready in the background.
+//! - **Recovery** (`recovery.rs`): order segments by header, scan the last one to the first
+//!   bad batch, tell a torn tail (truncated, then zeroed) from mid-log corruption (an
+//!   error) by looking for a newer batch past the damage. See its decision table.
+//!
+//! # Invariants
+//! - Batch n+1 is written only after the fdatasync of batch n returned; an append resolves
+//!   only once its batch's fdatasync returned.
+//! - LSNs are assigned at append time, in order, +1 each; a durable LSN is never reused.
+//! - After a failed write or fdatasync the WAL is failed for good (no fsync retry: an
+//!   error may have dropped dirty pages): every pending and later append returns an error.
+//!
+//! # Not done here
+//! Archiving sealed segments (DESIGN.md) and reader pins on segments (a reader whose
+//! segment is released and recycled under it returns an error, never wrong records).
+
+pub mod batch;
+pub mod record;
+pub mod recovery;
+pub mod segment;
+mod writer;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use record::{
+    GroupId, LogIndex, Lsn, Record, RecordKind, RecordMeta, Term, RECORD_PAYLOAD_BYTES_MAX,
+};
+pub use writer::{probe_workaround, Wal, WalReader};
+
+/// Configuration of a WAL; validated by `Wal::open`.
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    /// Directory of the segment files (created if missing).
+    pub dir: PathBuf,
+    /// Size of each segment file: a multiple of 4096, at least 4096 + `batch_bytes_max`.
+    pub segment_bytes: u64,
+    /// Capacity of one batch (one write): a multiple of 4096, at least
+    /// `batch::BATCH_BYTES_MIN` so that a record of `RECORD_PAYLOAD_BYTES_MAX` fits.
+    pub batch_bytes_max: usize,
+    /// Released segments kept for reuse; more are deleted. At least 1.
+    pub segments_spare_max: usize,
+}
+
+impl WalOptions {
+    /// Defaults: 64 MiB segments, 1 MiB batches, 4 spares.
+    #[must_use]
+    pub fn new(dir: PathBuf) -> WalOptions {
+        WalOptions {
+            dir,
+            segment_bytes: 64 << 20,
+            batch_bytes_max: 1 << 20,
+            segments_spare_max: 4,
+        }
+    }
+
+    /// Checks the limits.
+    pub fn validate(&self) -> Result<(), WalError> {
+        let block = segment::BLOCK_BYTES;
+        if self.batch_bytes_max % block != 0 || self.batch_bytes_max < batch::BATCH_BYTES_MIN {
+            return Err(WalError::InvalidOptions {
+                reason: "batch_bytes_max must be a multiple of 4096 and >= BATCH_BYTES_MIN",
+            });
+        }
+        let needed = (segment::SEGMENT_HEADER_BYTES + self.batch_bytes_max) as u64;
+        if self.segment_bytes % block as u64 != 0 || self.segment_bytes < needed {
+            return Err(WalError::InvalidOptions {
+                reason: "segment_bytes must be a multiple of 4096 and >= 4096 + batch_bytes_max",
+            });
+        }
+        if self.segments_spare_max == 0 {
+            return Err(WalError::InvalidOptions {
+                reason: "segments_spare_max must be >= 1",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Counters of a WAL since open.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct WalStats {
+    /// Batches written (one DMA write each).
+    pub batches: u64,
+    /// Records made durable.
+    pub records: u64,
+    /// Bytes written for batches, padding included.
+    pub bytes: u64,
+    /// fdatasyncs issued (batches, segment headers, zeroing).
+    pub syncs: u64,
+    /// Segments started by rotation.
+    pub rotations: u64,
+    /// Rotations that found no spare ready and pre-wrote one inline.
+    pub rotation_stalls: u64,
+}
+
+/// Errors of the WAL.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalError {
+    /// An I/O operation failed.
+    #[error("wal: {op} of {path:?} at offset {offset} failed: {source}")]
+    Io {
+        /// The operation ("write", "fdatasync", "read", "open", ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The byte offset in the file (0 when not applicable).
+        offset: u64,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A checksum failed inside the log (not at a torn tail): acknowledged records are damaged.
+    #[error(
+        "wal: corrupt record in segment {segment:?} at offset {offset}: \
+         crc32c stored {expected_crc:#010x}, computed {actual_crc:#010x}"
+    )]
+    Corrupt {
+        /// The segment file.
+        segment: PathBuf,
+        /// The byte offset of the bad frame or header in it.
+        offset: u64,
+        /// The crc32c stored (equal to `actual_crc` when a valid frame is out of sequence).
+        expected_crc: u32,
+        /// The crc32c computed.
+        actual_crc: u32,
+    },
+    /// Valid records whose LSN does not follow the previous one: records are missing.
+    #[error("wal: lsn gap in segment {segment:?} at offset {offset}: expected {expected}, found {found}")]
+    LsnGap {
+        /// The segment file.
+        segment: PathBuf,
+        /// The byte offset.
+        offset: u64,
+        /// The LSN expected.
+        expected: Lsn,
+        /// The LSN found.
+        found: Lsn,
+    },
+    /// A segment the log needs (records from `needed` on) is missing or its header is unreadable.
+    #[error(
+        "wal: segment with sequence {sequence} is missing; records from lsn {needed} are needed"
+    )]
+    MissingSegment {
+        /// The sequence of the missing segment.
+        sequence: u64,
+        /// The oldest LSN the log must hold.
+        needed: Lsn,
+    },
+    /// Two segment files claim the same sequence.
+    #[error("wal: segments {segments:?} both have sequence {sequence}")]
+    SegmentConflict {
+        /// The sequence.
+        sequence: u64,
+        /// The two files.
+        segments: [PathBuf; 2],
+    },
+    /// The options are invalid.
+    #[error("wal: invalid options: {reason}")]
+    InvalidOptions {
+        /// Which limit is broken.
+        reason: &'static str,
+    },
+    /// The payload exceeds `RECORD_PAYLOAD_BYTES_MAX`.
+    #[error("wal: payload of {bytes} bytes exceeds {max}")]
+    PayloadTooLarge {
+        /// The payload length.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An earlier write or fdatasync failed; the WAL accepts nothing more (no fsync retry).
+    #[error("wal: failed earlier and stopped: {reason}")]
+    Failed {
+        /// The first error, as text.
+        reason: String,
+    },
+    /// The WAL was closed.
+    #[error("wal: closed")]
+    Closed,
+    /// The records asked for were released (below `first_lsn`) or recycled while reading.
+    #[error("wal: records from lsn {from} were released; the log starts at {first}")]
+    Released {
+        /// The LSN asked for.
+        from: Lsn,
+        /// The first LSN the log holds now.
+        first: Lsn,
+    },
+}

@@ -1,0 +1,928 @@
+//! The WAL driver: files, the flusher task and the reader. The only WAL file using glommio.
+//!
+//! Everything here runs on one glommio executor: state lives in an `Rc<Inner>` with a
+//! `RefCell` that is never borrowed across an `.await`. Appenders and the flusher meet
+//! through wakers kept in the state (no channels, no timers):
+//! - an appender copies its record into the open batch, wakes the flusher, and waits until
+//!   the generation of its batch is durable;
+//! - the flusher takes the open batch as soon as the previous fdatasync returned (so the
+//!   batch holds everything that arrived meanwhile), installs the second buffer as the open
+//!   batch, writes, fdatasyncs, then wakes the appenders of that generation.
+//!
+//! Batch generation g's waiters sit in `waiters[g % 2]`: only generations g (in flight) and
+//! g + 1 (open) can have waiters at any time.
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions, ReadResult};
+
+use super::batch::{BatchBuilder, SealedBatch};
+use super::record::{Lsn, Record, RecordMeta, RECORD_PAYLOAD_BYTES_MAX};
+use super::recovery::{self, BatchCheck, Stop};
+use super::segment::{
+    parse_segment_file_name, segment_file_name, SegmentHeader, BLOCK_BYTES, SEGMENT_HEADER_BYTES,
+};
+use super::{WalError, WalOptions, WalStats};
+
+const PROBE_FILE: &str = "glommio-probe";
+const ZERO_CHUNK_BYTES: usize = 1 << 20;
+
+fn io_error<'a, T>(
+    op: &'static str,
+    path: &'a Path,
+    offset: u64,
+) -> impl FnOnce(glommio::GlommioError<T>) -> WalError + 'a {
+    move |e| WalError::Io {
+        op,
+        path: path.to_path_buf(),
+        offset,
+        source: e.into(),
+    }
+}
+
+fn std_io_error<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> WalError + 'a {
+    move |source| WalError::Io {
+        op,
+        path: path.to_path_buf(),
+        offset: 0,
+        source,
+    }
+}
+
+/// Gives a corruption error the full path of its segment.
+fn locate(error: WalError, dir: &Path) -> WalError {
+    match error {
+        WalError::Corrupt {
+            segment,
+            offset,
+            expected_crc,
+            actual_crc,
+        } => WalError::Corrupt {
+            segment: dir.join(segment),
+            offset,
+            expected_crc,
+            actual_crc,
+        },
+        WalError::LsnGap {
+            segment,
+            offset,
+            expected,
+            found,
+        } => WalError::LsnGap {
+            segment: dir.join(segment),
+            offset,
+            expected,
+            found,
+        },
+        other => other,
+    }
+}
+
+/// Works around glommio issue #605 (reads fail with EOPNOTSUPP unless the first file an
+/// executor opens is non-empty): opens a 4 KiB file in `dir` with `DmaFile::open`. Call it
+/// before any other file is opened on the executor; `Wal::open` calls it too.
+pub async fn probe_workaround(dir: &Path) -> Result<(), WalError> {
+    std::fs::create_dir_all(dir).map_err(std_io_error("create_dir", dir))?;
+    let path = dir.join(PROBE_FILE);
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    if size < BLOCK_BYTES as u64 {
+        std::fs::write(&path, [0u8; BLOCK_BYTES]).map_err(std_io_error("write", &path))?;
+    }
+    let file = DmaFile::open(&path)
+        .await
+        .map_err(io_error("open", &path, 0))?;
+    file.close().await.map_err(io_error("close", &path, 0))?;
+    Ok(())
+}
+
+struct SegmentFile {
+    slot: u32,
+    path: PathBuf,
+    file: Rc<DmaFile>,
+    header: SegmentHeader,
+}
+
+struct SpareFile {
+    slot: u32,
+    path: PathBuf,
+    file: Rc<DmaFile>,
+}
+
+struct State {
+    open: BatchBuilder,
+    open_buffer: Option<DmaBuffer>,
+    spare_buffer: Option<DmaBuffer>,
+    next_lsn: Lsn,
+    durable_lsn: Lsn,
+    open_generation: u64,
+    durable_generation: u64,
+    waiters: [Vec<Waker>; 2],
+    space_waiters: Vec<Waker>,
+    flusher_waker: Option<Waker>,
+    flusher_done: bool,
+    close_waiters: Vec<Waker>,
+    failed: Option<String>,
+    closing: bool,
+    chain: VecDeque<SegmentFile>,
+    tail_offset: u64,
+    spares: Vec<SpareFile>,
+    next_slot: u32,
+    retain_lsn: Lsn,
+    provisioning: bool,
+    stats: WalStats,
+}
+
+struct Inner {
+    options: WalOptions,
+    state: RefCell<State>,
+}
+
+/// A shard's write-ahead log. Cheap to clone (`Rc`); use it on the executor that opened it.
+#[derive(Clone)]
+pub struct Wal {
+    inner: Rc<Inner>,
+}
+
+async fn open_file(path: &Path) -> Result<DmaFile, WalError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .dma_open(path)
+        .await
+        .map_err(io_error("open", path, 0))
+}
+
+async fn sync_dir(dir: &Path) -> Result<(), WalError> {
+    let d = glommio::io::Directory::open(dir)
+        .await
+        .map_err(io_error("open_dir", dir, 0))?;
+    d.sync().await.map_err(io_error("fdatasync_dir", dir, 0))?;
+    Ok(())
+}
+
+/// Writes zeros over `[from, to)` of `file` (4 KiB aligned), without fdatasync.
+async fn write_zeros(file: &DmaFile, path: &Path, from: u64, to: u64) -> Result<(), WalError> {
+    assert!(
+        from % BLOCK_BYTES as u64 == 0 && to % BLOCK_BYTES as u64 == 0,
+        "{from}..{to}"
+    );
+    let chunk = ZERO_CHUNK_BYTES.min((to - from) as usize).max(BLOCK_BYTES);
+    let mut zeros = file.alloc_dma_buffer(chunk);
+    zeros.as_bytes_mut().fill(0);
+    let zeros = Rc::new(zeros);
+    let mut at = from;
+    while at < to {
+        let n = (chunk as u64).min(to - at);
+        let written = if n == chunk as u64 {
+            file.write_rc_at(zeros.clone(), at).await
+        } else {
+            let mut part = file.alloc_dma_buffer(n as usize);
+            part.as_bytes_mut().fill(0);
+            file.write_at(part, at).await
+        }
+        .map_err(io_error("write_zeros", path, at))?;
+        if written as u64 != n {
+            return Err(short_write(path, at, written, n as usize));
+        }
+        at += n;
+    }
+    Ok(())
+}
+
+fn short_write(path: &Path, offset: u64, written: usize, wanted: usize) -> WalError {
+    WalError::Io {
+        op: "write",
+        path: path.to_path_buf(),
+        offset,
+        source: std::io::Error::other(format!("short write: {written} of {wanted} bytes")),
+    }
+}
+
+/// Creates and pre-writes (zeros, fdatasync, directory sync) the segment file of `slot`.
+async fn prewrite_segment(
+    dir: &Path,
+    slot: u32,
+    segment_bytes: u64,
+) -> Result<SpareFile, WalError> {
+    let path = dir.join(segment_file_name(slot));
+    let file = open_file(&path).await?;
+    write_zeros(&file, &path, 0, segment_bytes).await?;
+    file.fdatasync()
+        .await
+        .map_err(io_error("fdatasync", &path, 0))?;
+    sync_dir(dir).await?;
+    Ok(SpareFile {
+        slot,
+        path,
+        file: Rc::new(file),
+    })
+}
+
+async fn read_exact(
+    file: &DmaFile,
+    path: &Path,
+    offset: u64,
+    bytes: usize,
+) -> Result<ReadResult, WalError> {
+    file.read_at_aligned(offset, bytes)
+        .await
+        .map_err(io_error("read", path, offset))
+}
+
+impl Wal {
+    /// Opens (creating if empty) the log in `options.dir`, runs recovery (truncating a torn
+    /// tail and zeroing the rest of the last segment), and starts the flusher task on the
+    /// current executor.
+    pub async fn open(options: WalOptions) -> Result<Wal, WalError> {
+        options.validate()?;
+        let dir = options.dir.clone();
+        probe_workaround(&dir).await?;
+        let mut slots: Vec<u32> = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(std_io_error("read_dir", &dir))? {
+            let entry = entry.map_err(std_io_error("read_dir", &dir))?;
+            if let Some(slot) = entry.file_name().to_str().and_then(parse_segment_file_name) {
+                slots.push(slot);
+            }
+        }
+        slots.sort_unstable();
+        let next_slot = slots.last().map_or(0, |s| s + 1);
+        let mut files: Vec<(u32, PathBuf, Rc<DmaFile>)> = Vec::new();
+        let mut headers = Vec::new();
+        for slot in slots {
+            let path = dir.join(segment_file_name(slot));
+            let file = open_file(&path).await?;
+            let size = file.file_size().await.map_err(io_error("stat", &path, 0))?;
+            let header = if size >= SEGMENT_HEADER_BYTES as u64 {
+                let block = read_exact(&file, &path, 0, SEGMENT_HEADER_BYTES).await?;
+                SegmentHeader::decode(&block)
+            } else {
+                Err(super::segment::HeaderError::Truncated)
+            };
+            if size != options.segment_bytes {
+                if header.is_ok() {
+                    return Err(WalError::InvalidOptions {
+                        reason: "a segment of the log has another size than segment_bytes",
+                    });
+                }
+                // A spare of another size (or cut short by a crash while pre-written): drop it.
+                file.remove().await.map_err(io_error("remove", &path, 0))?;
+                continue;
+            }
+            headers.push((slot, header));
+            files.push((slot, path, Rc::new(file)));
+        }
+        let plan = recovery::plan_chain(&headers).map_err(|e| locate(e, &dir))?;
+        let take = |slot: u32, files: &mut Vec<(u32, PathBuf, Rc<DmaFile>)>| {
+            let at = files.iter().position(|(s, _, _)| *s == slot);
+            at.map(|i| files.swap_remove(i))
+        };
+        let mut chain = VecDeque::new();
+        for (slot, header) in &plan.chain {
+            if let Some((slot, path, file)) = take(*slot, &mut files) {
+                chain.push_back(SegmentFile {
+                    slot,
+                    path,
+                    file,
+                    header: *header,
+                });
+            }
+        }
+        let mut spares: Vec<SpareFile> = files
+            .into_iter()
+            .map(|(slot, path, file)| SpareFile { slot, path, file })
+            .collect();
+        let mut stats = WalStats::default();
+        let (next_lsn, tail_offset) = if let Some(tail) = chain.back() {
+            let image =
+                read_exact(&tail.file, &tail.path, 0, options.segment_bytes as usize).await?;
+            let scan = recovery::scan_tail(&image, &tail.header, tail.slot)
+                .map_err(|e| locate(e, &dir))?;
+            if scan.torn {
+                tracing::warn!(segment = ?tail.path, offset = scan.end_offset, "wal: torn tail truncated");
+            }
+            let rest = image.get(scan.end_offset..).unwrap_or(&[]);
+            if rest.iter().any(|b| *b != 0) {
+                // Leftovers of a torn batch hold LSNs the next appends reuse: erase them.
+                write_zeros(
+                    &tail.file,
+                    &tail.path,
+                    scan.end_offset as u64,
+                    options.segment_bytes,
+                )
+                .await?;
+                tail.file
+                    .fdatasync()
+                    .await
+                    .map_err(io_error("fdatasync", &tail.path, 0))?;
+                stats.syncs += 1;
+            }
+            (scan.next_lsn, scan.end_offset as u64)
+        } else {
+            (Lsn::FIRST, SEGMENT_HEADER_BYTES as u64)
+        };
+        let window = options
+            .batch_bytes_max
+            .min(options.segment_bytes as usize - SEGMENT_HEADER_BYTES);
+        for spare in &spares {
+            let first = read_exact(
+                &spare.file,
+                &spare.path,
+                SEGMENT_HEADER_BYTES as u64,
+                window,
+            )
+            .await?;
+            if recovery::spare_has_newer_batch(&first, next_lsn) {
+                let block = read_exact(&spare.file, &spare.path, 0, SEGMENT_HEADER_BYTES).await?;
+                return Err(locate(recovery::lost_header(spare.slot, &block), &dir));
+            }
+        }
+        let mut next_slot = next_slot;
+        if chain.is_empty() {
+            let first = match spares.pop() {
+                Some(spare) => spare,
+                None => {
+                    next_slot += 1;
+                    prewrite_segment(&dir, next_slot - 1, options.segment_bytes).await?
+                }
+            };
+            let header = SegmentHeader {
+                sequence: 1,
+                first_lsn: Lsn::FIRST,
+                retain_lsn: Lsn::FIRST,
+                segment_bytes: options.segment_bytes,
+                batch_bytes_max: options.batch_bytes_max as u64,
+            };
+            write_header(&first.file, &first.path, &header).await?;
+            stats.syncs += 1;
+            chain.push_back(SegmentFile {
+                slot: first.slot,
+                path: first.path,
+                file: first.file,
+                header,
+            });
+        }
+        while spares.len() > options.segments_spare_max {
+            if let Some(extra) = spares.pop() {
+                extra
+                    .file
+                    .remove()
+                    .await
+                    .map_err(io_error("remove", &extra.path, 0))?;
+            }
+        }
+        if spares.is_empty() {
+            next_slot += 1;
+            spares.push(prewrite_segment(&dir, next_slot - 1, options.segment_bytes).await?);
+        }
+        let retain_lsn = chain.back().map_or(Lsn::FIRST, |t| t.header.retain_lsn);
+        let state = State {
+            open: BatchBuilder::new(options.batch_bytes_max),
+            open_buffer: Some(glommio::allocate_dma_buffer(options.batch_bytes_max)),
+            spare_buffer: Some(glommio::allocate_dma_buffer(options.batch_bytes_max)),
+            next_lsn,
+            durable_lsn: next_lsn.prev(),
+            open_generation: 1,
+            durable_generation: 0,
+            waiters: [Vec::with_capacity(256), Vec::with_capacity(256)],
+            space_waiters: Vec::with_capacity(256),
+            flusher_waker: None,
+            flusher_done: false,
+            close_waiters: Vec::new(),
+            failed: None,
+            closing: false,
+            chain,
+            tail_offset,
+            spares,
+            next_slot,
+            retain_lsn,
+            provisioning: false,
+            stats,
+        };
+        let inner = Rc::new(Inner {
+            options,
+            state: RefCell::new(state),
+        });
+        glommio::spawn_local(flusher(inner.clone())).detach();
+        Ok(Wal { inner })
+    }
+
+    /// The first LSN the log retains (records below it were released).
+    #[must_use]
+    pub fn first_lsn(&self) -> Lsn {
+        let st = self.inner.state.borrow();
+        st.chain.front().map_or(Lsn::FIRST, |s| s.header.first_lsn)
+    }
+
+    /// The last durable LSN (`Lsn(first_lsn - 1)` when the log holds no record).
+    #[must_use]
+    pub fn last_lsn(&self) -> Lsn {
+        self.inner.state.borrow().durable_lsn
+    }
+
+    /// Counters since open.
+    #[must_use]
+    pub fn stats(&self) -> WalStats {
+        self.inner.state.borrow().stats
+    }
+
+    /// Appends one record; resolves with its LSN once it is durable (its batch's fdatasync
+    /// returned). LSNs are assigned in the order appends enter the open batch. Waits while
+    /// the open batch is full. After a write or fdatasync error every append fails.
+    pub async fn append(&self, meta: RecordMeta, payload: &[u8]) -> Result<Lsn, WalError> {
+        if payload.len() > RECORD_PAYLOAD_BYTES_MAX {
+            return Err(WalError::PayloadTooLarge {
+                bytes: payload.len(),
+                max: RECORD_PAYLOAD_BYTES_MAX,
+            });
+        }
+        let (lsn, generation) = poll_fn(|cx| {
+            let mut guard = self.inner.state.borrow_mut();
+            let st = &mut *guard;
+            if let Some(reason) = &st.failed {
+                return Poll::Ready(Err(WalError::Failed {
+                    reason: reason.clone(),
+                }));
+            }
+            if st.closing {
+                return Poll::Ready(Err(WalError::Closed));
+            }
+            match st.open_buffer.as_mut() {
+                Some(buffer) if st.open.fits(payload.len()) => {
+                    let lsn = st.next_lsn;
+                    st.open.push(buffer.as_bytes_mut(), lsn, &meta, payload);
+                    st.next_lsn = lsn.next();
+                    if let Some(waker) = st.flusher_waker.take() {
+                        waker.wake();
+                    }
+                    Poll::Ready(Ok((lsn, st.open_generation)))
+                }
+                _ => {
+                    st.space_waiters.push(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await?;
+        poll_fn(|cx| {
+            let mut st = self.inner.state.borrow_mut();
+            if st.durable_generation >= generation {
+                assert!(st.durable_lsn >= lsn, "generation durable below lsn {lsn}");
+                return Poll::Ready(Ok(lsn));
+            }
+            if let Some(reason) = &st.failed {
+                return Poll::Ready(Err(WalError::Failed {
+                    reason: reason.clone(),
+                }));
+            }
+            let slot = (generation % 2) as usize;
+            if let Some(list) = st.waiters.get_mut(slot) {
+                list.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Reads back the records with LSN >= `from` that are durable now, in order, one batch
+    /// in memory at a time. `from` below `first_lsn()` is `WalError::Released`.
+    pub async fn reader(&self, from: Lsn) -> Result<WalReader, WalError> {
+        let st = self.inner.state.borrow();
+        let first = st.chain.front().map_or(Lsn::FIRST, |s| s.header.first_lsn);
+        if from < first {
+            return Err(WalError::Released { from, first });
+        }
+        let segments: Vec<ReaderSegment> = st
+            .chain
+            .iter()
+            .map(|s| ReaderSegment {
+                path: s.path.clone(),
+                file: s.file.clone(),
+                first_lsn: s.header.first_lsn,
+                window_bytes: (s.header.batch_bytes_max as usize)
+                    .max(self.inner.options.batch_bytes_max),
+            })
+            .collect();
+        let index = segments
+            .iter()
+            .rposition(|s| s.first_lsn <= from)
+            .unwrap_or(0);
+        let next_lsn = segments.get(index).map_or(Lsn::FIRST, |s| s.first_lsn);
+        Ok(WalReader {
+            inner: self.inner.clone(),
+            segments,
+            index,
+            offset: SEGMENT_HEADER_BYTES as u64,
+            next_lsn,
+            from,
+            last_lsn: st.durable_lsn,
+            window: None,
+            pending: VecDeque::new(),
+        })
+    }
+
+    /// Declares every record with LSN < `lsn` no longer needed: whole segments below it
+    /// become spares (recycled by later rotations; beyond `segments_spare_max` deleted).
+    /// Persisted with the header of the next segment started.
+    pub fn release_before(&self, lsn: Lsn) {
+        let mut removed = Vec::new();
+        {
+            let mut st = self.inner.state.borrow_mut();
+            let bound = lsn.min(st.durable_lsn.next());
+            st.retain_lsn = st.retain_lsn.max(bound);
+            while st.chain.len() > 1
+                && st
+                    .chain
+                    .get(1)
+                    .is_some_and(|s| s.header.first_lsn <= st.retain_lsn)
+            {
+                let Some(old) = st.chain.pop_front() else {
+                    break;
+                };
+                if st.spares.len() < self.inner.options.segments_spare_max {
+                    st.spares.insert(
+                        0,
+                        SpareFile {
+                            slot: old.slot,
+                            path: old.path,
+                            file: old.file,
+                        },
+                    );
+                } else {
+                    removed.push(old);
+                }
+            }
+        }
+        for old in removed {
+            glommio::spawn_local(async move {
+                if let Err(e) = old.file.remove().await {
+                    tracing::warn!(path = ?old.path, error = %e, "wal: removing a released segment failed");
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// Stops accepting appends, waits for the flusher to write every pending one, and stops it.
+    /// Returns `WalError::Failed` if the WAL had failed.
+    pub async fn close(self) -> Result<(), WalError> {
+        {
+            let mut st = self.inner.state.borrow_mut();
+            st.closing = true;
+            if let Some(w) = st.flusher_waker.take() {
+                w.wake();
+            }
+        }
+        poll_fn(|cx| {
+            let mut st = self.inner.state.borrow_mut();
+            if st.flusher_done && !st.provisioning {
+                return Poll::Ready(());
+            }
+            st.close_waiters.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        let st = self.inner.state.borrow();
+        match &st.failed {
+            Some(reason) => Err(WalError::Failed {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+async fn write_header(file: &DmaFile, path: &Path, header: &SegmentHeader) -> Result<(), WalError> {
+    let mut block = file.alloc_dma_buffer(SEGMENT_HEADER_BYTES);
+    header.encode(block.as_bytes_mut());
+    let written = file
+        .write_at(block, 0)
+        .await
+        .map_err(io_error("write_header", path, 0))?;
+    if written != SEGMENT_HEADER_BYTES {
+        return Err(short_write(path, 0, written, SEGMENT_HEADER_BYTES));
+    }
+    file.fdatasync()
+        .await
+        .map_err(io_error("fdatasync", path, 0))?;
+    Ok(())
+}
+
+fn wake_all(list: &mut Vec<Waker>) {
+    for w in list.drain(..) {
+        w.wake();
+    }
+}
+
+async fn flusher(inner: Rc<Inner>) {
+    loop {
+        let work = poll_fn(|cx| {
+            let mut st = inner.state.borrow_mut();
+            if st.failed.is_some() {
+                return Poll::Ready(false);
+            }
+            if !st.open.is_empty() {
+                return Poll::Ready(true);
+            }
+            if st.closing {
+                return Poll::Ready(false);
+            }
+            st.flusher_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        if !work {
+            break;
+        }
+        let (mut buffer, sealed, generation) = {
+            let mut guard = inner.state.borrow_mut();
+            let st = &mut *guard;
+            let Some(mut buffer) = st.open_buffer.take() else {
+                unreachable!("the open batch has a buffer when it holds records");
+            };
+            let sealed = st.open.seal(buffer.as_bytes_mut());
+            st.open_buffer = st.spare_buffer.take();
+            let generation = st.open_generation;
+            st.open_generation += 1;
+            wake_all(&mut st.space_waiters);
+            (buffer, sealed, generation)
+        };
+        buffer.trim_to_size(sealed.bytes);
+        let result = write_batch(&inner, buffer, &sealed).await;
+        let mut guard = inner.state.borrow_mut();
+        let st = &mut *guard;
+        // The written buffer was trimmed and consumed: allocate its replacement now, so that
+        // the next seal finds a full-size buffer (at most two exist).
+        st.spare_buffer = Some(glommio::allocate_dma_buffer(inner.options.batch_bytes_max));
+        if st.open_buffer.is_none() {
+            st.open_buffer = st.spare_buffer.take();
+            wake_all(&mut st.space_waiters);
+        }
+        match result {
+            Ok(()) => {
+                assert!(
+                    sealed.first_lsn == st.durable_lsn.next(),
+                    "batch {} after {}",
+                    sealed.first_lsn,
+                    st.durable_lsn
+                );
+                st.durable_lsn = sealed.last_lsn;
+                st.durable_generation = generation;
+                st.stats.batches += 1;
+                st.stats.records += u64::from(sealed.records);
+                st.stats.bytes += sealed.bytes as u64;
+                st.stats.syncs += 1;
+                if let Some(list) = st.waiters.get_mut((generation % 2) as usize) {
+                    wake_all(list);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "wal: batch write failed; the WAL stops");
+                st.failed = Some(error.to_string());
+                break;
+            }
+        }
+    }
+    let mut st = inner.state.borrow_mut();
+    st.flusher_done = true;
+    let [a, b] = &mut st.waiters;
+    wake_all(a);
+    wake_all(b);
+    wake_all(&mut st.space_waiters);
+    wake_all(&mut st.close_waiters);
+}
+
+async fn write_batch(
+    inner: &Rc<Inner>,
+    buffer: DmaBuffer,
+    sealed: &SealedBatch,
+) -> Result<(), WalError> {
+    let segment_bytes = inner.options.segment_bytes;
+    let needs_rotation = {
+        let st = inner.state.borrow();
+        st.tail_offset + sealed.bytes as u64 > segment_bytes
+    };
+    if needs_rotation {
+        rotate(inner, sealed.first_lsn).await?;
+    }
+    let (file, path, offset) = {
+        let st = inner.state.borrow();
+        let Some(tail) = st.chain.back() else {
+            unreachable!("the log always has a tail segment");
+        };
+        (tail.file.clone(), tail.path.clone(), st.tail_offset)
+    };
+    assert!(
+        offset % BLOCK_BYTES as u64 == 0,
+        "batch offset {offset} unaligned"
+    );
+    assert!(
+        offset + sealed.bytes as u64 <= segment_bytes,
+        "batch past the segment end"
+    );
+    let written = file
+        .write_at(buffer, offset)
+        .await
+        .map_err(io_error("write", &path, offset))?;
+    if written != sealed.bytes {
+        return Err(short_write(&path, offset, written, sealed.bytes));
+    }
+    file.fdatasync()
+        .await
+        .map_err(io_error("fdatasync", &path, offset))?;
+    inner.state.borrow_mut().tail_offset = offset + sealed.bytes as u64;
+    Ok(())
+}
+
+/// Starts a new segment for the batch starting at `first_lsn`: takes a spare (pre-writing
+/// one inline if none is ready), writes and fdatasyncs its header, makes it the tail.
+async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
+    let spare = inner.state.borrow_mut().spares.pop();
+    let spare = match spare {
+        Some(spare) => spare,
+        None => {
+            let slot = {
+                let mut st = inner.state.borrow_mut();
+                st.stats.rotation_stalls += 1;
+                st.next_slot += 1;
+                st.next_slot - 1
+            };
+            prewrite_segment(&inner.options.dir, slot, inner.options.segment_bytes).await?
+        }
+    };
+    let header = {
+        let st = inner.state.borrow();
+        let Some(tail) = st.chain.back() else {
+            unreachable!("the log always has a tail segment");
+        };
+        SegmentHeader {
+            sequence: tail.header.sequence + 1,
+            first_lsn,
+            retain_lsn: st.retain_lsn.min(first_lsn),
+            segment_bytes: inner.options.segment_bytes,
+            batch_bytes_max: inner.options.batch_bytes_max as u64,
+        }
+    };
+    write_header(&spare.file, &spare.path, &header).await?;
+    let mut st = inner.state.borrow_mut();
+    st.chain.push_back(SegmentFile {
+        slot: spare.slot,
+        path: spare.path,
+        file: spare.file,
+        header,
+    });
+    st.tail_offset = SEGMENT_HEADER_BYTES as u64;
+    st.stats.rotations += 1;
+    st.stats.syncs += 1;
+    if st.spares.is_empty() && !st.provisioning {
+        st.provisioning = true;
+        let slot = st.next_slot;
+        st.next_slot += 1;
+        drop(st);
+        glommio::spawn_local(provision(inner.clone(), slot)).detach();
+    }
+    Ok(())
+}
+
+/// Pre-writes a spare segment in the background.
+async fn provision(inner: Rc<Inner>, slot: u32) {
+    let result = prewrite_segment(&inner.options.dir, slot, inner.options.segment_bytes).await;
+    let mut st = inner.state.borrow_mut();
+    st.provisioning = false;
+    match result {
+        Ok(spare) => st.spares.push(spare),
+        Err(error) => tracing::warn!(%error, "wal: pre-writing a spare segment failed"),
+    }
+    wake_all(&mut st.close_waiters);
+}
+
+struct ReaderSegment {
+    path: PathBuf,
+    file: Rc<DmaFile>,
+    first_lsn: Lsn,
+    window_bytes: usize,
+}
+
+/// Reads records back in LSN order (see `Wal::reader`).
+pub struct WalReader {
+    inner: Rc<Inner>,
+    segments: Vec<ReaderSegment>,
+    index: usize,
+    offset: u64,
+    next_lsn: Lsn,
+    from: Lsn,
+    last_lsn: Lsn,
+    window: Option<(u64, ReadResult)>,
+    pending: VecDeque<Record>,
+}
+
+impl WalReader {
+    /// The next record with LSN >= `from`, or `None` after the last durable one.
+    pub async fn next(&mut self) -> Result<Option<Record>, WalError> {
+        loop {
+            while let Some(record) = self.pending.pop_front() {
+                if record.lsn >= self.from {
+                    return Ok(Some(record));
+                }
+            }
+            if self.next_lsn > self.last_lsn {
+                return Ok(None);
+            }
+            while self
+                .segments
+                .get(self.index + 1)
+                .is_some_and(|s| s.first_lsn <= self.next_lsn)
+            {
+                self.index += 1;
+                self.offset = SEGMENT_HEADER_BYTES as u64;
+                self.window = None;
+            }
+            self.read_batch().await?;
+        }
+    }
+
+    async fn read_batch(&mut self) -> Result<(), WalError> {
+        let segment_bytes = self.inner.options.segment_bytes;
+        let Some(segment) = self.segments.get(self.index) else {
+            unreachable!("index within segments");
+        };
+        for attempt in 0..2 {
+            let covered = self.window.as_ref().is_some_and(|(start, w)| {
+                *start <= self.offset && self.offset < *start + w.len() as u64
+            });
+            if !covered || attempt == 1 {
+                let bytes = (segment.window_bytes as u64).min(segment_bytes - self.offset) as usize;
+                let w = read_exact(&segment.file, &segment.path, self.offset, bytes).await?;
+                self.window = Some((self.offset, w));
+            }
+            let Some((start, window)) = self.window.as_ref() else {
+                unreachable!("window just read");
+            };
+            let rest = window.get((self.offset - start) as usize..).unwrap_or(&[]);
+            match recovery::check_batch(rest, self.next_lsn) {
+                BatchCheck::Valid { bytes, last_lsn } => {
+                    self.pending
+                        .extend(recovery::batch_records(rest.get(..bytes).unwrap_or(&[])));
+                    self.offset += bytes as u64;
+                    self.next_lsn = last_lsn.next();
+                    return Ok(());
+                }
+                BatchCheck::Incomplete if attempt == 0 && *start != self.offset => {}
+                other => return Err(self.read_error(other, rest)),
+            }
+        }
+        Err(self.read_error(BatchCheck::Incomplete, &[]))
+    }
+
+    fn read_error(&self, check: BatchCheck, rest: &[u8]) -> WalError {
+        let first = {
+            let st = self.inner.state.borrow();
+            st.chain.front().map_or(Lsn::FIRST, |s| s.header.first_lsn)
+        };
+        if first > self.next_lsn {
+            return WalError::Released {
+                from: self.next_lsn,
+                first,
+            };
+        }
+        let path = self
+            .segments
+            .get(self.index)
+            .map(|s| s.path.clone())
+            .unwrap_or_default();
+        match check {
+            BatchCheck::Stop(Stop::Gap { lsn }) => WalError::LsnGap {
+                segment: path,
+                offset: self.offset,
+                expected: self.next_lsn,
+                found: lsn,
+            },
+            BatchCheck::Stop(Stop::Damaged {
+                offset,
+                expected_crc,
+                actual_crc,
+            }) => WalError::Corrupt {
+                segment: path,
+                offset: self.offset + offset as u64,
+                expected_crc,
+                actual_crc,
+            },
+            _ => {
+                let (expected_crc, actual_crc) = super::record::frame_crcs(rest);
+                WalError::Corrupt {
+                    segment: path,
+                    offset: self.offset,
+                    expected_crc,
+                    actual_crc,
+                }
+            }
+        }
+    }
+}
