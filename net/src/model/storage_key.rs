@@ -3,10 +3,10 @@
 //! A storage key is
 //!
 //! ```text
-//! ┌──────────────────────────────┬───────────────────────┬──────────────────────────────┐
-//! │ partition_hash(pk): u64 BE   │ enc(pk)               │ enc(sk), if the schema has one│
-//! │ 8 bytes                      │ self-delimiting       │ self-delimiting              │
-//! └──────────────────────────────┴───────────────────────┴──────────────────────────────┘
+//! ┌────────────────────────────┬───────────────────┬─────────────────────────────────┐
+//! │ partition_hash(pk): u64 BE │ enc(pk)           │ enc(sk), if the schema has one  │
+//! │ 8 bytes, offset 0          │ self-delimiting   │ self-delimiting                 │
+//! └────────────────────────────┴───────────────────┴─────────────────────────────────┘
 //! ```
 //!
 //! so comparing storage keys byte-wise orders by (hash, pk, sk), and within one partition
@@ -187,17 +187,29 @@ pub fn prefix_upper_bound(bound: &mut Vec<u8>) -> bool {
     false
 }
 
+/// The partition hash stored in the first 8 bytes of a storage key, without decoding the
+/// rest (for routing and splitting by hash range; Scan segments are hash ranges too).
+pub fn storage_key_hash(storage_key: &[u8]) -> Result<u64, ModelError> {
+    let mut reader = Reader {
+        input: storage_key,
+        offset: 0,
+    };
+    let mut hash = [0u8; PARTITION_HASH_BYTES];
+    hash.copy_from_slice(reader.take(PARTITION_HASH_BYTES)?);
+    Ok(u64::from_be_bytes(hash))
+}
+
 /// Decodes a storage key written by [`encode_storage_key`] for a table with `schema`.
 ///
 /// Checks the hash against the decoded partition key (a mismatch is corruption), that the
 /// whole input is used, that the encoding is canonical and that the key is valid for the
 /// schema (non-empty, not too long).
 pub fn decode_storage_key(input: &[u8], schema: &KeySchema) -> Result<PrimaryKey, ModelError> {
-    let mut reader = Reader { input, offset: 0 };
-    let hash_bytes = reader.take(PARTITION_HASH_BYTES)?;
-    let mut stored = [0u8; PARTITION_HASH_BYTES];
-    stored.copy_from_slice(hash_bytes);
-    let stored = u64::from_be_bytes(stored);
+    let stored = storage_key_hash(input)?;
+    let mut reader = Reader {
+        input,
+        offset: PARTITION_HASH_BYTES,
+    };
     let partition = decode_key_value(&mut reader, schema.partition_key.key_type)?;
     let encoded = input
         .get(PARTITION_HASH_BYTES..reader.offset)

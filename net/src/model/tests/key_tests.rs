@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use super::strategies::{key_bytes, key_string, key_value, number};
 use crate::model::{
     decode_storage_key, encode_sort_key, encode_sort_key_prefix, encode_storage_key,
-    partition_hash, partition_prefix, prefix_upper_bound, Item, KeyAttribute, KeySchema, KeyType,
-    KeyValue, ModelError, Number, PrimaryKey, Value,
+    partition_hash, partition_prefix, prefix_upper_bound, storage_key_hash, Item, KeyAttribute,
+    KeySchema, KeyType, KeyValue, ModelError, Number, PrimaryKey, Value,
 };
 
 fn n(text: &str) -> Number {
@@ -191,6 +191,11 @@ fn storage_key_golden_vectors() {
     let bytes = storage_key(&key);
     assert_eq!(hex(&bytes[8..]), "6100ff0001038 30d3300".replace(' ', ""));
     assert_eq!(bytes[..8], partition_hash(&key.partition).to_be_bytes());
+    assert_eq!(storage_key_hash(&bytes), Ok(partition_hash(&key.partition)));
+    assert!(matches!(
+        storage_key_hash(&bytes[..7]),
+        Err(ModelError::Truncated { .. })
+    ));
     for (number, encoding) in [
         ("1", "03820b00"),
         ("-1", "017df4ff"),
