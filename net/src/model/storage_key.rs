@@ -58,11 +58,24 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::model::error::ModelError;
 use crate::model::item_codec::Reader;
-use crate::model::key::{KeySchema, KeyType, KeyValue, PrimaryKey};
+use crate::model::key::{
+    KeySchema, KeyType, KeyValue, PrimaryKey, PARTITION_KEY_BYTES_MAX, SORT_KEY_BYTES_MAX,
+};
 use crate::model::number::{Number, DIGITS_MAX, EXPONENT_SCIENTIFIC_MIN};
 
 /// Bytes of the partition hash at the start of a storage key.
 pub const PARTITION_HASH_BYTES: usize = 8;
+
+/// Longest encoding of a number key: sign, exponent, 19 digit pairs, terminator.
+pub const NUMBER_KEY_BYTES_MAX: usize = 1 + 1 + DIGITS_MAX.div_ceil(2) + 1;
+
+/// Longest storage key: the hash, then a partition key and a sort key of the longest
+/// allowed length made of zero bytes (each escaped to two bytes), plus terminators. B-tree
+/// pages must hold keys this long.
+pub const STORAGE_KEY_BYTES_MAX: usize =
+    PARTITION_HASH_BYTES + (2 * PARTITION_KEY_BYTES_MAX + 2) + (2 * SORT_KEY_BYTES_MAX + 2);
+const _: () = assert!(NUMBER_KEY_BYTES_MAX <= 2 * SORT_KEY_BYTES_MAX + 2);
+const _: () = assert!(STORAGE_KEY_BYTES_MAX == 6156);
 
 const ESCAPE: u8 = 0x00;
 const ESCAPED_ZERO: u8 = 0xFF;
@@ -144,6 +157,10 @@ pub fn partition_prefix(partition: &KeyValue, out: &mut Vec<u8>) {
 }
 
 /// Appends the storage key of `key`: `hash(pk) BE ‖ enc(pk) ‖ enc(sk)`.
+///
+/// `key` must fit the table's schema ([`KeySchema::check_key`]); a key that does not (a
+/// sort key on a table without one, an empty or too long value) encodes but does not
+/// decode. A valid key's encoding is at most [`STORAGE_KEY_BYTES_MAX`] bytes.
 pub fn encode_storage_key(key: &PrimaryKey, out: &mut Vec<u8>) {
     partition_prefix(&key.partition, out);
     if let Some(sort) = &key.sort {
