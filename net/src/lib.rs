@@ -9,6 +9,6 @@ pub mod model;
 pub use model::{
     decode_item, decode_storage_key, encode_item, encode_sort_key, encode_sort_key_prefix,
     encode_storage_key, item_size_bytes, partition_hash, partition_prefix, prefix_upper_bound,
-    validate_item, Item, KeyAttribute, KeySchema, KeyType, KeyValue, ModelError, Number,
-    PrimaryKey, Value, ITEM_BYTES_MAX,
+    storage_key_hash, validate_item, Item, KeyAttribute, KeySchema, KeyType, KeyValue, ModelError,
+    Number, PrimaryKey, Value, ITEM_BYTES_MAX, STORAGE_KEY_BYTES_MAX,
 };

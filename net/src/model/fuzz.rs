@@ -7,10 +7,13 @@
 use crate::model::item_codec::{decode_item, encode_item};
 use crate::model::key::{KeyAttribute, KeySchema, KeyType};
 use crate::model::storage_key::{decode_storage_key, encode_storage_key};
+use crate::model::value::validate_item;
 
 /// Decodes `data` as an item; if it decodes, checks the round trip on bytes and values.
 pub fn fuzz_item_decode(data: &[u8]) {
     let Ok(item) = decode_item(data) else { return };
+    // Pair assertion: the decoder's limits are validate_item's limits.
+    assert_eq!(validate_item(&item), Ok(()), "a decoded item is valid");
     let mut encoded = Vec::with_capacity(data.len());
     encode_item(&item, &mut encoded);
     assert_eq!(
@@ -50,6 +53,11 @@ pub fn fuzz_storage_key_decode(data: &[u8]) {
     let Ok(key) = decode_storage_key(key_bytes, &schema) else {
         return;
     };
+    assert_eq!(
+        schema.check_key(&key),
+        Ok(()),
+        "a decoded key fits the schema"
+    );
     let mut encoded = Vec::with_capacity(key_bytes.len());
     encode_storage_key(&key, &mut encoded);
     assert_eq!(

@@ -43,8 +43,9 @@
 //!
 //! Decode limits: every count and length is checked against the bytes left before anything
 //! is allocated (an element takes at least one byte), maps and lists nest at most
-//! [`NESTING_DEPTH_MAX`] deep, and the decoded item must pass [`validate_item`]'s limits
-//! (names, non-empty sets, [`crate::model::ITEM_BYTES_MAX`]).
+//! [`NESTING_DEPTH_MAX`] deep, and the decoded item must pass the limits of
+//! [`validate_item`](crate::model::validate_item) (names, non-empty sets,
+//! [`crate::model::ITEM_BYTES_MAX`]).
 //!
 //! Not done here: checksums (the WAL record and the page carry crc32c) and compression.
 #![deny(clippy::indexing_slicing)]

@@ -31,7 +31,8 @@ pub use key::{
 pub use number::Number;
 pub use storage_key::{
     decode_storage_key, encode_sort_key, encode_sort_key_prefix, encode_storage_key,
-    partition_hash, partition_prefix, prefix_upper_bound, PARTITION_HASH_BYTES,
+    partition_hash, partition_prefix, prefix_upper_bound, storage_key_hash, NUMBER_KEY_BYTES_MAX,
+    PARTITION_HASH_BYTES, STORAGE_KEY_BYTES_MAX,
 };
 pub use value::{
     item_size_bytes, validate_item, Item, Value, ATTRIBUTE_NAME_BYTES_MAX, ITEM_BYTES_MAX,

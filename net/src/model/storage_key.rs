@@ -3,10 +3,10 @@
 //! A storage key is
 //!
 //! ```text
-//! ┌──────────────────────────────┬───────────────────────┬──────────────────────────────┐
-//! │ partition_hash(pk): u64 BE   │ enc(pk)               │ enc(sk), if the schema has one│
-//! │ 8 bytes                      │ self-delimiting       │ self-delimiting              │
-//! └──────────────────────────────┴───────────────────────┴──────────────────────────────┘
+//! ┌────────────────────────────┬───────────────────┬─────────────────────────────────┐
+//! │ partition_hash(pk): u64 BE │ enc(pk)           │ enc(sk), if the schema has one  │
+//! │ 8 bytes, offset 0          │ self-delimiting   │ self-delimiting                 │
+//! └────────────────────────────┴───────────────────┴─────────────────────────────────┘
 //! ```
 //!
 //! so comparing storage keys byte-wise orders by (hash, pk, sk), and within one partition
@@ -58,11 +58,24 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::model::error::ModelError;
 use crate::model::item_codec::Reader;
-use crate::model::key::{KeySchema, KeyType, KeyValue, PrimaryKey};
+use crate::model::key::{
+    KeySchema, KeyType, KeyValue, PrimaryKey, PARTITION_KEY_BYTES_MAX, SORT_KEY_BYTES_MAX,
+};
 use crate::model::number::{Number, DIGITS_MAX, EXPONENT_SCIENTIFIC_MIN};
 
 /// Bytes of the partition hash at the start of a storage key.
 pub const PARTITION_HASH_BYTES: usize = 8;
+
+/// Longest encoding of a number key: sign, exponent, 19 digit pairs, terminator.
+pub const NUMBER_KEY_BYTES_MAX: usize = 1 + 1 + DIGITS_MAX.div_ceil(2) + 1;
+
+/// Longest storage key: the hash, then a partition key and a sort key of the longest
+/// allowed length made of zero bytes (each escaped to two bytes), plus terminators. B-tree
+/// pages must hold keys this long.
+pub const STORAGE_KEY_BYTES_MAX: usize =
+    PARTITION_HASH_BYTES + (2 * PARTITION_KEY_BYTES_MAX + 2) + (2 * SORT_KEY_BYTES_MAX + 2);
+const _: () = assert!(NUMBER_KEY_BYTES_MAX <= 2 * SORT_KEY_BYTES_MAX + 2);
+const _: () = assert!(STORAGE_KEY_BYTES_MAX == 6156);
 
 const ESCAPE: u8 = 0x00;
 const ESCAPED_ZERO: u8 = 0xFF;
@@ -144,6 +157,10 @@ pub fn partition_prefix(partition: &KeyValue, out: &mut Vec<u8>) {
 }
 
 /// Appends the storage key of `key`: `hash(pk) BE ‖ enc(pk) ‖ enc(sk)`.
+///
+/// `key` must fit the table's schema ([`KeySchema::check_key`]); a key that does not (a
+/// sort key on a table without one, an empty or too long value) encodes but does not
+/// decode. A valid key's encoding is at most [`STORAGE_KEY_BYTES_MAX`] bytes.
 pub fn encode_storage_key(key: &PrimaryKey, out: &mut Vec<u8>) {
     partition_prefix(&key.partition, out);
     if let Some(sort) = &key.sort {
@@ -187,17 +204,29 @@ pub fn prefix_upper_bound(bound: &mut Vec<u8>) -> bool {
     false
 }
 
+/// The partition hash stored in the first 8 bytes of a storage key, without decoding the
+/// rest (for routing and splitting by hash range; Scan segments are hash ranges too).
+pub fn storage_key_hash(storage_key: &[u8]) -> Result<u64, ModelError> {
+    let mut reader = Reader {
+        input: storage_key,
+        offset: 0,
+    };
+    let mut hash = [0u8; PARTITION_HASH_BYTES];
+    hash.copy_from_slice(reader.take(PARTITION_HASH_BYTES)?);
+    Ok(u64::from_be_bytes(hash))
+}
+
 /// Decodes a storage key written by [`encode_storage_key`] for a table with `schema`.
 ///
 /// Checks the hash against the decoded partition key (a mismatch is corruption), that the
 /// whole input is used, that the encoding is canonical and that the key is valid for the
 /// schema (non-empty, not too long).
 pub fn decode_storage_key(input: &[u8], schema: &KeySchema) -> Result<PrimaryKey, ModelError> {
-    let mut reader = Reader { input, offset: 0 };
-    let hash_bytes = reader.take(PARTITION_HASH_BYTES)?;
-    let mut stored = [0u8; PARTITION_HASH_BYTES];
-    stored.copy_from_slice(hash_bytes);
-    let stored = u64::from_be_bytes(stored);
+    let stored = storage_key_hash(input)?;
+    let mut reader = Reader {
+        input,
+        offset: PARTITION_HASH_BYTES,
+    };
     let partition = decode_key_value(&mut reader, schema.partition_key.key_type)?;
     let encoded = input
         .get(PARTITION_HASH_BYTES..reader.offset)

@@ -5,8 +5,9 @@ use proptest::prelude::*;
 use super::strategies::{key_bytes, key_string, key_value, number};
 use crate::model::{
     decode_storage_key, encode_sort_key, encode_sort_key_prefix, encode_storage_key,
-    partition_hash, partition_prefix, prefix_upper_bound, Item, KeyAttribute, KeySchema, KeyType,
-    KeyValue, ModelError, Number, PrimaryKey, Value,
+    partition_hash, partition_prefix, prefix_upper_bound, storage_key_hash, Item, KeyAttribute,
+    KeySchema, KeyType, KeyValue, ModelError, Number, PrimaryKey, Value, NUMBER_KEY_BYTES_MAX,
+    PARTITION_KEY_BYTES_MAX, SORT_KEY_BYTES_MAX, STORAGE_KEY_BYTES_MAX,
 };
 
 fn n(text: &str) -> Number {
@@ -191,6 +192,11 @@ fn storage_key_golden_vectors() {
     let bytes = storage_key(&key);
     assert_eq!(hex(&bytes[8..]), "6100ff0001038 30d3300".replace(' ', ""));
     assert_eq!(bytes[..8], partition_hash(&key.partition).to_be_bytes());
+    assert_eq!(storage_key_hash(&bytes), Ok(partition_hash(&key.partition)));
+    assert!(matches!(
+        storage_key_hash(&bytes[..7]),
+        Err(ModelError::Truncated { .. })
+    ));
     for (number, encoding) in [
         ("1", "03820b00"),
         ("-1", "017df4ff"),
@@ -234,6 +240,22 @@ fn storage_key_decode_detects_corruption() {
         decode_storage_key(&bytes[..bytes.len() - 1], &schema),
         Err(ModelError::Truncated { .. })
     ));
+}
+
+#[test]
+fn longest_valid_keys_fit_storage_key_bytes_max() {
+    let schema = schema(KeyType::B, Some(KeyType::S));
+    let key = PrimaryKey {
+        partition: KeyValue::B(vec![0; PARTITION_KEY_BYTES_MAX]),
+        sort: Some(KeyValue::S("\0".repeat(SORT_KEY_BYTES_MAX))),
+    };
+    assert_eq!(schema.check_key(&key), Ok(()));
+    assert_eq!(storage_key(&key).len(), STORAGE_KEY_BYTES_MAX);
+    let nines = format!("-9.{}E+125", "9".repeat(37));
+    assert_eq!(
+        sort_encoding(&KeyValue::N(n(&nines))).len(),
+        NUMBER_KEY_BYTES_MAX
+    );
 }
 
 #[test]
