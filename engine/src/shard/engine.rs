@@ -130,10 +130,9 @@ fn tree_path(dir: &Path, id: PartitionId) -> PathBuf {
     partitions_dir(dir).join(format!("{:016x}.tree", id.0))
 }
 
-fn std_io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
-    move |source| {
-        EngineError::Storage(crate::error::io_error(op, &path.display().to_string(), 0, source))
-    }
+fn std_io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EngineError {
+    let path = path.display().to_string();
+    move |source| EngineError::Storage(crate::error::io_error(op, &path, 0, source))
 }
 
 impl Engine {
@@ -141,7 +140,13 @@ impl Engine {
     /// declared partition's tree (at its last checkpoint), then replays the WAL after each
     /// tree's checkpoint. Must run inside a glommio executor; call it before any other
     /// file is opened on that executor (it applies the glommio #605 workaround).
-    pub async fn open(options: EngineOptions) -> Result<Engine, EngineError> {
+    pub async fn open(mut options: EngineOptions) -> Result<Engine, EngineError> {
+        // glommio opens directories by absolute path only (a relative one fails with EBADF).
+        std::fs::create_dir_all(&options.dir).map_err(std_io("create_dir", &options.dir))?;
+        options.dir = options
+            .dir
+            .canonicalize()
+            .map_err(std_io("canonicalize", &options.dir))?;
         let dir = options.dir.clone();
         crate::wal::probe_workaround(&dir).await?;
         let mut wal_options = WalOptions::new(dir.join("wal"));
@@ -352,10 +357,14 @@ impl Engine {
         let guard = p.lock.write().await.map_err(|_| EngineError::Closed)?;
         self.check_alive()?;
         let old = match p.tree.get(key).await? {
-            Some(bytes) => Some(decode_item(&bytes).map_err(|source| EngineError::CorruptItem {
-                partition: p.id.0,
-                source,
-            })?),
+            Some(bytes) => {
+                Some(
+                    decode_item(&bytes).map_err(|source| EngineError::CorruptItem {
+                        partition: p.id.0,
+                        source,
+                    })?,
+                )
+            }
             None => None,
         };
         if !condition.holds(old.as_ref()) {
@@ -377,7 +386,10 @@ impl Engine {
         let lsn = self.inner.wal.submit(meta, &payload).await?;
         // The change is in the log: from here the tree must take it, or the engine stops.
         if let Err(e) = apply(&p.tree, m, lsn.0).await {
-            return Err(self.fail(format!("applying LSN {} to partition {}: {e}", lsn.0, p.id.0)));
+            return Err(self.fail(format!(
+                "applying LSN {} to partition {}: {e}",
+                lsn.0, p.id.0
+            )));
         }
         drop(guard);
         self.maybe_checkpoint();
@@ -501,7 +513,9 @@ impl Engine {
             None => Ok(glommio::spawn_local(task)),
         };
         match spawned {
-            Ok(t) => t.detach(),
+            Ok(t) => {
+                t.detach();
+            }
             Err(e) => {
                 self.fail(format!("spawning the checkpointer: {e}"));
             }
@@ -564,7 +578,10 @@ impl Engine {
     }
 
     /// Counters of one partition's tree.
-    pub fn tree_stats(&self, partition: PartitionId) -> Result<crate::btree::TreeStats, EngineError> {
+    pub fn tree_stats(
+        &self,
+        partition: PartitionId,
+    ) -> Result<crate::btree::TreeStats, EngineError> {
         Ok(self.partition(partition)?.tree.stats())
     }
 

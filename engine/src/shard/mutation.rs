@@ -99,13 +99,23 @@ mod tests {
     #[test]
     fn golden() {
         let mut out = Vec::new();
-        Mutation::Put { key: b"k", value: b"vv" }.encode(&mut out);
+        Mutation::Put {
+            key: b"k",
+            value: b"vv",
+        }
+        .encode(&mut out);
         assert_eq!(out, [1, 1, 0, b'k', b'v', b'v']);
         out.clear();
         Mutation::Delete { key: b"ab" }.encode(&mut out);
         assert_eq!(out, [2, 2, 0, b'a', b'b']);
-        assert_eq!(Mutation::decode(&[9, 0, 0]), Err(MutationError::UnknownTag(9)));
-        assert_eq!(Mutation::decode(&[1, 5, 0, 1]), Err(MutationError::Truncated));
+        assert_eq!(
+            Mutation::decode(&[9, 0, 0]),
+            Err(MutationError::UnknownTag(9))
+        );
+        assert_eq!(
+            Mutation::decode(&[1, 5, 0, 1]),
+            Err(MutationError::Truncated)
+        );
     }
 
     proptest! {

@@ -51,7 +51,12 @@ fn put_attr(out: &mut Vec<u8>, a: &KeyAttribute) {
     out.push(type_tag(a.key_type));
     let len = u16::try_from(a.name.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(a.name.as_bytes().get(..usize::from(len)).unwrap_or_default());
+    out.extend_from_slice(
+        a.name
+            .as_bytes()
+            .get(..usize::from(len))
+            .unwrap_or_default(),
+    );
 }
 
 /// Encodes a partition's declaration.
@@ -85,13 +90,17 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
     fn u8(&mut self) -> Result<u8, MetaError> {
-        self.take(1)?.first().copied().ok_or(MetaError::Malformed("truncated"))
+        self.take(1)?
+            .first()
+            .copied()
+            .ok_or(MetaError::Malformed("truncated"))
     }
     fn attr(&mut self) -> Result<KeyAttribute, MetaError> {
         let t = tag_type(self.u8()?)?;
         let len = self.take(2)?;
         let len = usize::from(u16::from_le_bytes(
-            len.try_into().map_err(|_| MetaError::Malformed("truncated"))?,
+            len.try_into()
+                .map_err(|_| MetaError::Malformed("truncated"))?,
         ));
         let name = std::str::from_utf8(self.take(len)?)
             .map_err(|_| MetaError::Malformed("attribute name is not UTF-8"))?;

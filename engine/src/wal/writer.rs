@@ -437,13 +437,24 @@ impl Wal {
     /// returned). LSNs are assigned in the order appends enter the open batch. Waits while
     /// the open batch is full. After a write or fdatasync error every append fails.
     pub async fn append(&self, meta: RecordMeta, payload: &[u8]) -> Result<Lsn, WalError> {
+        let lsn = self.submit(meta, payload).await?;
+        self.wait_durable(lsn).await?;
+        Ok(lsn)
+    }
+
+    /// Puts one record in the open batch and resolves with its LSN as soon as it is there
+    /// (waiting only while the open batch is full); it is not yet durable: await
+    /// [`Wal::wait_durable`] before acknowledging it. This split lets a caller fix the
+    /// order of its changes under its own lock and wait for durability outside it, so
+    /// that the writers behind it join the same batch.
+    pub async fn submit(&self, meta: RecordMeta, payload: &[u8]) -> Result<Lsn, WalError> {
         if payload.len() > RECORD_PAYLOAD_BYTES_MAX {
             return Err(WalError::PayloadTooLarge {
                 bytes: payload.len(),
                 max: RECORD_PAYLOAD_BYTES_MAX,
             });
         }
-        let (lsn, generation) = poll_fn(|cx| {
+        poll_fn(|cx| {
             let mut guard = self.inner.state.borrow_mut();
             let st = &mut *guard;
             if let Some(reason) = &st.failed {
@@ -462,7 +473,7 @@ impl Wal {
                     if let Some(waker) = st.flusher_waker.take() {
                         waker.wake();
                     }
-                    Poll::Ready(Ok((lsn, st.open_generation)))
+                    Poll::Ready(Ok(lsn))
                 }
                 _ => {
                     st.space_waiters.push(cx.waker().clone());
@@ -470,25 +481,42 @@ impl Wal {
                 }
             }
         })
-        .await?;
+        .await
+    }
+
+    /// Resolves once every record up to `lsn` is durable; an error if the WAL failed first.
+    pub async fn wait_durable(&self, lsn: Lsn) -> Result<(), WalError> {
         poll_fn(|cx| {
             let mut st = self.inner.state.borrow_mut();
-            if st.durable_generation >= generation {
-                assert!(st.durable_lsn >= lsn, "generation durable below lsn {lsn}");
-                return Poll::Ready(Ok(lsn));
+            if st.durable_lsn >= lsn {
+                return Poll::Ready(Ok(()));
             }
             if let Some(reason) = &st.failed {
                 return Poll::Ready(Err(WalError::Failed {
                     reason: reason.clone(),
                 }));
             }
-            let slot = (generation % 2) as usize;
-            if let Some(list) = st.waiters.get_mut(slot) {
+            assert!(
+                lsn < st.next_lsn,
+                "wait for LSN {lsn} that was never assigned (next {})",
+                st.next_lsn
+            );
+            if st.flusher_done {
+                return Poll::Ready(Err(WalError::Closed));
+            }
+            // The record is in the batch in flight or in the open one: each slot is woken
+            // when its generation is durable; a wake for the other is harmless.
+            for list in &mut st.waiters {
                 list.push(cx.waker().clone());
             }
             Poll::Pending
         })
         .await
+    }
+
+    /// The LSN of the last record put in a batch (durable or not).
+    pub fn last_assigned_lsn(&self) -> Lsn {
+        self.inner.state.borrow().next_lsn.prev()
     }
 
     /// Reads back the records with LSN >= `from` that are durable now, in order, one batch
@@ -532,42 +560,12 @@ impl Wal {
     /// become spares (recycled by later rotations; beyond `segments_spare_max` deleted).
     /// Persisted with the header of the next segment started.
     pub fn release_before(&self, lsn: Lsn) {
-        let mut removed = Vec::new();
         {
             let mut st = self.inner.state.borrow_mut();
             let bound = lsn.min(st.durable_lsn.next());
             st.retain_lsn = st.retain_lsn.max(bound);
-            while st.chain.len() > 1
-                && st
-                    .chain
-                    .get(1)
-                    .is_some_and(|s| s.header.first_lsn <= st.retain_lsn)
-            {
-                let Some(old) = st.chain.pop_front() else {
-                    break;
-                };
-                if st.spares.len() < self.inner.options.segments_spare_max {
-                    st.spares.insert(
-                        0,
-                        SpareFile {
-                            slot: old.slot,
-                            path: old.path,
-                            file: old.file,
-                        },
-                    );
-                } else {
-                    removed.push(old);
-                }
-            }
         }
-        for old in removed {
-            glommio::spawn_local(async move {
-                if let Err(e) = old.file.remove().await {
-                    tracing::warn!(path = ?old.path, error = %e, "wal: removing a released segment failed");
-                }
-            })
-            .detach();
-        }
+        release_segments(&self.inner);
     }
 
     /// Stops accepting appends, waits for the flusher to write every pending one, and stops it.
@@ -781,6 +779,10 @@ async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
     st.tail_offset = SEGMENT_HEADER_BYTES as u64;
     st.stats.rotations += 1;
     st.stats.syncs += 1;
+    drop(st);
+    // The new header carries the newest retain_lsn: releases held back can go now.
+    release_segments(inner);
+    let mut st = inner.state.borrow_mut();
     if st.spares.is_empty() && !st.provisioning {
         st.provisioning = true;
         let slot = st.next_slot;
@@ -789,6 +791,52 @@ async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
         glommio::spawn_local(provision(inner.clone(), slot)).detach();
     }
     Ok(())
+}
+
+/// Recycles (or deletes, past the spare budget) the segments below the retained LSN.
+///
+/// Only segments below the `retain_lsn` written in the tail segment's header go: that
+/// header is what recovery reads, and it must find every segment from there on. A
+/// later release takes effect at the next rotation, whose new header carries it.
+///
+/// Regression: releasing up to the in-memory bound (newer than the tail's header) let a
+/// segment be deleted or reused that recovery still looked for after a crash, and the
+/// reopen failed with `MissingSegment` (found by the SIGKILL crash test).
+fn release_segments(inner: &Rc<Inner>) {
+    let mut removed = Vec::new();
+    {
+        let mut st = inner.state.borrow_mut();
+        let persisted = st
+            .chain
+            .back()
+            .map_or(Lsn::FIRST, |tail| tail.header.retain_lsn);
+        let bound = st.retain_lsn.min(persisted);
+        while st.chain.len() > 1 && st.chain.get(1).is_some_and(|s| s.header.first_lsn <= bound) {
+            let Some(old) = st.chain.pop_front() else {
+                break;
+            };
+            if st.spares.len() < inner.options.segments_spare_max {
+                st.spares.insert(
+                    0,
+                    SpareFile {
+                        slot: old.slot,
+                        path: old.path,
+                        file: old.file,
+                    },
+                );
+            } else {
+                removed.push(old);
+            }
+        }
+    }
+    for old in removed {
+        glommio::spawn_local(async move {
+            if let Err(e) = old.file.remove().await {
+                tracing::warn!(path = ?old.path, error = %e, "wal: removing a released segment failed");
+            }
+        })
+        .detach();
+    }
 }
 
 /// Pre-writes a spare segment in the background.
