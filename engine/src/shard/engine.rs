@@ -189,6 +189,18 @@ impl Engine {
                 closing: Cell::new(false),
             }),
         };
+        // A tree checkpointed past the end of the log means the log lost records it had
+        // made durable (a truncated or replaced segment): refuse, and never reuse LSNs.
+        let wal_end = engine.inner.wal.last_lsn().0;
+        for p in engine.inner.partitions.borrow().values() {
+            if p.tree.checkpoint_lsn() > wal_end {
+                return Err(EngineError::WalBehindCheckpoint {
+                    partition: p.id.0,
+                    checkpoint_lsn: p.tree.checkpoint_lsn(),
+                    wal_lsn: wal_end,
+                });
+            }
+        }
         engine.replay().await?;
         Ok(engine)
     }

@@ -73,6 +73,16 @@ pub enum EngineError {
         /// The record's LSN.
         lsn: u64,
     },
+    /// A tree's checkpoint is newer than the end of the WAL: the log lost durable records.
+    #[error("partition {partition} is checkpointed at LSN {checkpoint_lsn} but the WAL ends at {wal_lsn}")]
+    WalBehindCheckpoint {
+        /// The partition.
+        partition: u64,
+        /// Its checkpoint's LSN.
+        checkpoint_lsn: u64,
+        /// The last LSN in the WAL.
+        wal_lsn: u64,
+    },
     /// An earlier failure stopped the engine; restart to recover from the WAL.
     #[error("engine stopped after a failure: {reason}")]
     Failed {
