@@ -1,6 +1,7 @@
 //! The engine end to end on real files: typed puts, gets, deletes, conditions, Query-style
 //! ranges with resume keys in both directions, reopening, and a property test against a
 //! model across checkpoints and reopenings.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness code")]
 
 use std::collections::BTreeMap;
 

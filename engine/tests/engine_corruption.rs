@@ -1,5 +1,6 @@
 //! Corruption on disk is detected and reported, never served: bit flips in tree pages,
 //! a bit flip inside the WAL (not at its tail), a truncated WAL segment.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness code")]
 
 use keel_engine::error::StorageError;
 use keel_engine::shard::{Condition, Engine, EngineError, EngineOptions, PartitionId};

@@ -3,6 +3,7 @@
 //! next child reopens the same directory and must find every acknowledged write, intact,
 //! before it writes on. Rounds: 50 by default (`KEEL_CRASH_ROUNDS` for more), seed 1
 //! (`KEEL_CRASH_SEED`).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness code")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
