@@ -1,1 +1,14 @@
 //! keel-tools: the pieces behind the `keel` binary.
+//!
+//! - [`load`]: `keel engine-load`, which drives one shard's engine with a bounded load and
+//!   reports throughput, latency and memory.
+
+pub mod load;
+
+/// The peak resident set size of this process in bytes (Linux `VmHWM`), if readable.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
