@@ -254,7 +254,7 @@ impl Wal {
         }
         slots.sort_unstable();
         let next_slot = slots.last().map_or(0, |s| s + 1);
-        let mut files: Vec<(u32, PathBuf, Rc<DmaFile>)> = Vec::new();
+        let mut files: Vec<(u32, PathBuf, Rc<DmaFile>, u64)> = Vec::new();
         let mut headers = Vec::new();
         for slot in slots {
             let path = dir.join(segment_file_name(slot));
@@ -266,20 +266,41 @@ impl Wal {
             } else {
                 Err(super::segment::HeaderError::Truncated)
             };
-            if size != options.segment_bytes {
-                if header.is_ok() {
-                    return Err(WalError::InvalidOptions {
-                        reason: "a segment of the log has another size than segment_bytes",
-                    });
-                }
+            if size != options.segment_bytes && header.is_err() {
                 // A spare of another size (or cut short by a crash while pre-written): drop it.
                 file.remove().await.map_err(io_error("remove", &path, 0))?;
                 continue;
             }
             headers.push((slot, header));
-            files.push((slot, path, Rc::new(file)));
+            files.push((slot, path, Rc::new(file), size));
         }
         let plan = recovery::plan_chain(&headers).map_err(|e| locate(e, &dir))?;
+        for (i, (slot, header)) in plan.chain.iter().enumerate() {
+            let size = files.iter().find(|f| f.0 == *slot).map_or(0, |f| f.3);
+            let is_tail = i + 1 == plan.chain.len();
+            // Only the tail may be short (cut by hand or by a file system): recovery scans
+            // what is left and pre-writes the rest again.
+            let size_ok = if is_tail {
+                size <= options.segment_bytes
+            } else {
+                size == options.segment_bytes
+            };
+            if header.segment_bytes != options.segment_bytes || !size_ok {
+                return Err(WalError::InvalidOptions {
+                    reason: "a segment of the log has another size than segment_bytes",
+                });
+            }
+        }
+        let mut tail_size = options.segment_bytes;
+        let mut files: Vec<(u32, PathBuf, Rc<DmaFile>)> = files
+            .into_iter()
+            .map(|(slot, path, file, size)| {
+                if plan.chain.last().is_some_and(|t| t.0 == slot) {
+                    tail_size = size;
+                }
+                (slot, path, file)
+            })
+            .collect();
         let take = |slot: u32, files: &mut Vec<(u32, PathBuf, Rc<DmaFile>)>| {
             let at = files.iter().position(|(s, _, _)| *s == slot);
             at.map(|i| files.swap_remove(i))
@@ -301,15 +322,15 @@ impl Wal {
             .collect();
         let mut stats = WalStats::default();
         let (next_lsn, tail_offset) = if let Some(tail) = chain.back() {
-            let image =
-                read_exact(&tail.file, &tail.path, 0, options.segment_bytes as usize).await?;
+            let readable = tail_size - tail_size % BLOCK_BYTES as u64;
+            let image = read_exact(&tail.file, &tail.path, 0, readable as usize).await?;
             let scan = recovery::scan_tail(&image, &tail.header, tail.slot)
                 .map_err(|e| locate(e, &dir))?;
             if scan.torn {
                 tracing::warn!(segment = ?tail.path, offset = scan.end_offset, "wal: torn tail truncated");
             }
             let rest = image.get(scan.end_offset..).unwrap_or(&[]);
-            if rest.iter().any(|b| *b != 0) {
+            if rest.iter().any(|b| *b != 0) || tail_size != options.segment_bytes {
                 // Leftovers of a torn batch hold LSNs the next appends reuse: erase them.
                 write_zeros(
                     &tail.file,
