@@ -83,7 +83,7 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
-fn concurrent_appends_share_fdatasyncs_and_survive_reopen() {
+fn wal_concurrent_appends_share_fdatasyncs_and_survive_reopen() {
     run(|dir| async move {
         let wal = Wal::open(options(&dir)).await.unwrap();
         assert_eq!(wal.last_lsn(), Lsn(0));
@@ -143,7 +143,7 @@ fn concurrent_appends_share_fdatasyncs_and_survive_reopen() {
 }
 
 #[test]
-fn appends_rotate_across_small_segments_and_read_back() {
+fn wal_appends_rotate_across_small_segments_and_read_back() {
     run(|dir| async move {
         let wal = Wal::open(options(&dir)).await.unwrap();
         let tasks: Vec<_> = (0..16u64)
@@ -192,7 +192,7 @@ fn appends_rotate_across_small_segments_and_read_back() {
 }
 
 #[test]
-fn released_segments_are_recycled_and_reopen_works() {
+fn wal_released_segments_are_recycled_and_reopen_works() {
     run(|dir| async move {
         let wal = Wal::open(options(&dir)).await.unwrap();
         let mut max_files = 0;
@@ -250,7 +250,7 @@ fn first_segment(dir: &Path) -> PathBuf {
 }
 
 #[test]
-fn torn_tail_is_truncated_and_appends_continue() {
+fn wal_torn_tail_is_truncated_and_appends_continue() {
     run(|dir| async move {
         sequential_log(&dir, 10).await.close().await.unwrap();
         // Garbage over the last batch (record 10) as a torn write would leave.
@@ -278,7 +278,7 @@ fn torn_tail_is_truncated_and_appends_continue() {
 }
 
 #[test]
-fn cut_segment_file_is_truncated_at_the_last_whole_batch() {
+fn wal_cut_segment_file_is_truncated_at_the_last_whole_batch() {
     run(|dir| async move {
         sequential_log(&dir, 10).await.close().await.unwrap();
         // Cut the file inside batch 8 (block 8 holds record 8).
@@ -306,7 +306,7 @@ fn cut_segment_file_is_truncated_at_the_last_whole_batch() {
 }
 
 #[test]
-fn damaged_batch_before_newer_ones_fails_open_with_corrupt() {
+fn wal_damaged_batch_before_newer_ones_fails_open_with_corrupt() {
     run(|dir| async move {
         sequential_log(&dir, 10).await.close().await.unwrap();
         let mut f = std::fs::OpenOptions::new()
@@ -330,5 +330,46 @@ fn damaged_batch_before_newer_ones_fails_open_with_corrupt() {
             }
             other => panic!("expected Corrupt, got {:?}", other.err()),
         }
+    });
+}
+
+#[test]
+fn wal_reader_reports_corruption_in_a_sealed_segment() {
+    run(|dir| async move {
+        let wal = Wal::open(options(&dir)).await.unwrap();
+        for i in 0..400u64 {
+            wal.append(meta(i), &payload(i, 3000)).await.unwrap();
+        }
+        assert!(wal.stats().rotations >= 2);
+        wal.close().await.unwrap();
+        // Find the segment holding LSN 1 (sequence 1) and damage its second batch.
+        let oldest = segment_files(&dir)
+            .into_iter()
+            .find(|p| {
+                let bytes = std::fs::read(p).unwrap();
+                bytes[16..24] == 1u64.to_le_bytes() && bytes[8..16] == *b"KEELWAL\0"
+            })
+            .unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&oldest)
+            .unwrap();
+        f.seek(SeekFrom::Start(8192 + 100)).unwrap();
+        f.write_all(&[0x42; 8]).unwrap();
+        f.sync_all().unwrap();
+        drop(f);
+        // Open scans only the tail segment; the damage shows when the records are read.
+        let wal = Wal::open(options(&dir)).await.unwrap();
+        let mut reader = wal.reader(Lsn(1)).await.unwrap();
+        assert_eq!(reader.next().await.unwrap().unwrap().lsn, Lsn(1));
+        match reader.next().await {
+            Err(WalError::Corrupt {
+                segment, offset, ..
+            }) => {
+                assert_eq!((segment, offset), (oldest, 8192));
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        wal.close().await.unwrap();
     });
 }

@@ -113,6 +113,10 @@ struct SpareFile {
     slot: u32,
     path: PathBuf,
     file: Rc<DmaFile>,
+    /// Reusable once a durable segment header has `retain_lsn >=` this. Until then a crash
+    /// would make recovery look for this segment again (its release is not yet durable), so
+    /// it must be neither overwritten nor deleted. `Lsn(0)`: reusable now.
+    released_below: Lsn,
 }
 
 struct State {
@@ -220,6 +224,7 @@ async fn prewrite_segment(
         .map_err(io_error("fdatasync", &path, 0))?;
     sync_dir(dir).await?;
     Ok(SpareFile {
+        released_below: Lsn(0),
         slot,
         path,
         file: Rc::new(file),
@@ -318,7 +323,12 @@ impl Wal {
         }
         let mut spares: Vec<SpareFile> = files
             .into_iter()
-            .map(|(slot, path, file)| SpareFile { slot, path, file })
+            .map(|(slot, path, file)| SpareFile {
+                slot,
+                path,
+                file,
+                released_below: Lsn(0),
+            })
             .collect();
         let mut stats = WalStats::default();
         let (next_lsn, tail_offset) = if let Some(tail) = chain.back() {
@@ -553,41 +563,25 @@ impl Wal {
     /// become spares (recycled by later rotations; beyond `segments_spare_max` deleted).
     /// Persisted with the header of the next segment started.
     pub fn release_before(&self, lsn: Lsn) {
-        let mut removed = Vec::new();
-        {
-            let mut st = self.inner.state.borrow_mut();
-            let bound = lsn.min(st.durable_lsn.next());
-            st.retain_lsn = st.retain_lsn.max(bound);
-            while st.chain.len() > 1
-                && st
-                    .chain
-                    .get(1)
-                    .is_some_and(|s| s.header.first_lsn <= st.retain_lsn)
-            {
-                let Some(old) = st.chain.pop_front() else {
-                    break;
-                };
-                if st.spares.len() < self.inner.options.segments_spare_max {
-                    st.spares.insert(
-                        0,
-                        SpareFile {
-                            slot: old.slot,
-                            path: old.path,
-                            file: old.file,
-                        },
-                    );
-                } else {
-                    removed.push(old);
-                }
+        let mut st = self.inner.state.borrow_mut();
+        let bound = lsn.min(st.durable_lsn.next());
+        st.retain_lsn = st.retain_lsn.max(bound);
+        while let Some(next_first) = st.chain.get(1).map(|s| s.header.first_lsn) {
+            if next_first > st.retain_lsn {
+                break;
             }
-        }
-        for old in removed {
-            glommio::spawn_local(async move {
-                if let Err(e) = old.file.remove().await {
-                    tracing::warn!(path = ?old.path, error = %e, "wal: removing a released segment failed");
-                }
-            })
-            .detach();
+            let Some(old) = st.chain.pop_front() else {
+                break;
+            };
+            st.spares.insert(
+                0,
+                SpareFile {
+                    slot: old.slot,
+                    path: old.path,
+                    file: old.file,
+                    released_below: next_first,
+                },
+            );
         }
     }
 
@@ -765,7 +759,15 @@ async fn write_batch(
 /// Starts a new segment for the batch starting at `first_lsn`: takes a spare (pre-writing
 /// one inline if none is ready), writes and fdatasyncs its header, makes it the tail.
 async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
-    let spare = inner.state.borrow_mut().spares.pop();
+    let spare = {
+        let mut st = inner.state.borrow_mut();
+        let persisted = st.chain.back().map_or(Lsn(0), |t| t.header.retain_lsn);
+        let at = st
+            .spares
+            .iter()
+            .rposition(|s| s.released_below <= persisted);
+        at.map(|i| st.spares.remove(i))
+    };
     let spare = match spare {
         Some(spare) => spare,
         None => {
@@ -802,7 +804,28 @@ async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
     st.tail_offset = SEGMENT_HEADER_BYTES as u64;
     st.stats.rotations += 1;
     st.stats.syncs += 1;
-    if st.spares.is_empty() && !st.provisioning {
+    // The new header made older releases durable: trim spares beyond the limit.
+    while st.spares.len() > inner.options.segments_spare_max {
+        let Some(at) = st
+            .spares
+            .iter()
+            .position(|s| s.released_below <= header.retain_lsn)
+        else {
+            break;
+        };
+        let extra = st.spares.remove(at);
+        glommio::spawn_local(async move {
+            if let Err(e) = extra.file.remove().await {
+                tracing::warn!(path = ?extra.path, error = %e, "wal: removing a spare failed");
+            }
+        })
+        .detach();
+    }
+    let reusable = st
+        .spares
+        .iter()
+        .any(|s| s.released_below <= header.retain_lsn);
+    if !reusable && !st.provisioning {
         st.provisioning = true;
         let slot = st.next_slot;
         st.next_slot += 1;
