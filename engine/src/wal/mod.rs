@@ -142,7 +142,10 @@ pub enum WalError {
         actual_crc: u32,
     },
     /// Valid records whose LSN does not follow the previous one: records are missing.
-    #[error("wal: lsn gap in segment {segment:?} at offset {offset}: expected {expected}, found {found}")]
+    #[error(
+        "wal: lsn gap in segment {segment:?} at offset {offset}: \
+         expected {expected}, found {found}"
+    )]
     LsnGap {
         /// The segment file.
         segment: PathBuf,

@@ -901,7 +901,10 @@ mod tests {
                 if i + 1 == n {
                     let (slot, at, bytes, _) = sim.batches[i].clone();
                     let image = &mut sim.images[slot as usize];
-                    let old = before.get(slot as usize).cloned().unwrap_or_else(|| vec![0; SEGMENT_BYTES]);
+                    let old = before
+                        .get(slot as usize)
+                        .cloned()
+                        .unwrap_or_else(|| vec![0; SEGMENT_BYTES]);
                     for (k, block) in (at..at + bytes).step_by(BLOCK_BYTES).enumerate() {
                         let range = block..block + BLOCK_BYTES;
                         match fates[k % fates.len()] {
@@ -920,7 +923,10 @@ mod tests {
             let without = sim.records(0..n - 1, first);
             let with = sim.records(0..n, first);
             prop_assert!(got.records == without || got.records == with,
-                "recovered {} records, expected {} or {}", got.records.len(), without.len(), with.len());
+                "recovered {} records, expected {} or {}",
+                got.records.len(),
+                without.len(),
+                with.len());
         }
 
         /// A flipped bit in the records of any batch but the last is reported as corruption.
@@ -948,7 +954,8 @@ mod tests {
             let offset = covered[byte.index(covered.len())];
             sim.images[slot as usize][offset] ^= 1 << bit;
             let got = sim.recover();
-            prop_assert!(matches!(got, Err(WalError::Corrupt { .. })), "{:?}", got.map(|r| r.records.len()));
+            let corrupt = matches!(got, Err(WalError::Corrupt { .. }));
+            prop_assert!(corrupt, "{:?}", got.map(|r| r.records.len()));
         }
     }
 }

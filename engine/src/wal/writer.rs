@@ -337,7 +337,8 @@ impl Wal {
             let scan = recovery::scan_tail(&image, &tail.header, tail.slot)
                 .map_err(|e| locate(e, &dir))?;
             if scan.torn {
-                tracing::warn!(segment = ?tail.path, offset = scan.end_offset, "wal: torn tail truncated");
+                let offset = scan.end_offset;
+                tracing::warn!(segment = ?tail.path, offset, "wal: torn tail truncated");
             }
             let rest = image.get(scan.end_offset..).unwrap_or(&[]);
             if rest.iter().any(|b| *b != 0) || tail_size != options.segment_bytes {
