@@ -333,15 +333,30 @@ impl Wal {
         let mut stats = WalStats::default();
         let (next_lsn, tail_offset) = if let Some(tail) = chain.back() {
             let readable = tail_size - tail_size % BLOCK_BYTES as u64;
-            let image = read_exact(&tail.file, &tail.path, 0, readable as usize).await?;
-            let scan = recovery::scan_tail(&image, &tail.header, tail.slot)
-                .map_err(|e| locate(e, &dir))?;
+            // Window by window: open holds at most 2 * batch_bytes_max + one record.
+            let window = 2 * options.batch_bytes_max;
+            let mut scanner =
+                recovery::TailScanner::new(tail.header, tail.slot, readable as usize, window);
+            let scan = loop {
+                let (offset, bytes) = scanner.next_read();
+                let read = read_exact(&tail.file, &tail.path, offset as u64, bytes).await?;
+                if read.len() != bytes {
+                    return Err(WalError::Io {
+                        op: "read",
+                        path: tail.path.clone(),
+                        offset: offset as u64,
+                        source: std::io::Error::other("short read"),
+                    });
+                }
+                if let Some(result) = scanner.feed(offset, &read) {
+                    break result.map_err(|e| locate(e, &dir))?;
+                }
+            };
             if scan.torn {
                 let offset = scan.end_offset;
                 tracing::warn!(segment = ?tail.path, offset, "wal: torn tail truncated");
             }
-            let rest = image.get(scan.end_offset..).unwrap_or(&[]);
-            if rest.iter().any(|b| *b != 0) || tail_size != options.segment_bytes {
+            if scan.dirty || scan.short || tail_size != options.segment_bytes {
                 // Leftovers of a torn batch hold LSNs the next appends reuse: erase them.
                 write_zeros(
                     &tail.file,
