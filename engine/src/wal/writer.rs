@@ -140,6 +140,9 @@ struct State {
     next_slot: u32,
     retain_lsn: Lsn,
     provisioning: bool,
+    /// Test-only fault injection: the next batch fdatasync fails (FoundationDB's buggify).
+    #[cfg(test)]
+    fail_next_sync: bool,
     stats: WalStats,
 }
 
@@ -451,6 +454,8 @@ impl Wal {
             next_slot,
             retain_lsn,
             provisioning: false,
+            #[cfg(test)]
+            fail_next_sync: false,
             stats,
         };
         let inner = Rc::new(Inner {
@@ -768,6 +773,15 @@ async fn write_batch(
     file.fdatasync()
         .await
         .map_err(io_error("fdatasync", &path, offset))?;
+    #[cfg(test)]
+    if std::mem::take(&mut inner.state.borrow_mut().fail_next_sync) {
+        return Err(WalError::Io {
+            op: "fdatasync",
+            path,
+            offset,
+            source: std::io::Error::from_raw_os_error(libc::EIO),
+        });
+    }
     inner.state.borrow_mut().tail_offset = offset + sealed.bytes as u64;
     Ok(())
 }
@@ -984,5 +998,96 @@ impl WalReader {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{GroupId, LogIndex, RecordKind, Term};
+    use super::*;
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    fn meta() -> RecordMeta {
+        RecordMeta {
+            group: GroupId(1),
+            term: Term(1),
+            index: LogIndex(1),
+            kind: RecordKind::Data,
+        }
+    }
+
+    /// fsyncgate: after a failed fdatasync the kernel may have dropped the dirty pages and
+    /// a retry would report success. So the WAL never retries: the failed batch's appends
+    /// and every later one fail, and close reports it.
+    #[test]
+    fn failed_fdatasync_fails_the_wal_for_good() {
+        let dir = tempfile::Builder::new()
+            .prefix("wal-unit")
+            .tempdir_in(std::env::temp_dir())
+            .unwrap();
+        let path = dir.path().to_path_buf();
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(2 << 20)
+            .make()
+            .unwrap()
+            .run(async move {
+                probe_workaround(&path).await.unwrap();
+                let mut options = WalOptions::new(path.clone());
+                options.segment_bytes = 2 << 20;
+                options.batch_bytes_max = super::super::batch::BATCH_BYTES_MIN;
+                let wal = Wal::open(options.clone()).await.unwrap();
+                assert_eq!(wal.append(meta(), b"one").await.unwrap(), Lsn(1));
+                wal.inner.state.borrow_mut().fail_next_sync = true;
+                let tasks: Vec<_> = (0..8)
+                    .map(|_| {
+                        let wal = wal.clone();
+                        glommio::spawn_local(async move { wal.append(meta(), b"x").await })
+                    })
+                    .collect();
+                for t in tasks {
+                    assert!(matches!(t.await, Err(WalError::Failed { .. })));
+                }
+                assert_eq!(wal.last_lsn(), Lsn(1));
+                assert!(matches!(
+                    wal.append(meta(), b"later").await,
+                    Err(WalError::Failed { .. })
+                ));
+                assert!(matches!(
+                    wal.clone().close().await,
+                    Err(WalError::Failed { .. })
+                ));
+                // Restart: the log recovers; the failed batch may or may not be there.
+                let wal = Wal::open(options).await.unwrap();
+                assert!(wal.last_lsn() >= Lsn(1));
+                let next = wal.append(meta(), b"after").await.unwrap();
+                assert_eq!(next, wal.last_lsn());
+                wal.close().await.unwrap();
+            });
+    }
+
+    #[test]
+    fn append_after_close_is_refused() {
+        let dir = tempfile::Builder::new()
+            .prefix("wal-unit")
+            .tempdir_in(std::env::temp_dir())
+            .unwrap();
+        let path = dir.path().to_path_buf();
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(2 << 20)
+            .make()
+            .unwrap()
+            .run(async move {
+                probe_workaround(&path).await.unwrap();
+                let mut options = WalOptions::new(path.clone());
+                options.segment_bytes = 2 << 20;
+                options.batch_bytes_max = super::super::batch::BATCH_BYTES_MIN;
+                let wal = Wal::open(options).await.unwrap();
+                let other = wal.clone();
+                wal.close().await.unwrap();
+                assert!(matches!(
+                    other.append(meta(), b"late").await,
+                    Err(WalError::Closed)
+                ));
+            });
     }
 }
