@@ -373,3 +373,53 @@ fn wal_reader_reports_corruption_in_a_sealed_segment() {
         wal.close().await.unwrap();
     });
 }
+
+#[test]
+fn wal_full_batches_make_appenders_wait_and_large_records_get_through() {
+    run(|dir| async move {
+        let wal = Wal::open(options(&dir)).await.unwrap();
+        let tasks: Vec<_> = (0..64u64)
+            .map(|t| {
+                let wal = wal.clone();
+                glommio::spawn_local(async move {
+                    let mut lsns = Vec::new();
+                    for i in 0..6u64 {
+                        let tag = t * 100 + i;
+                        // A few records of the largest size among many of 20 KiB.
+                        let bytes = if t % 16 == 0 && i == 3 {
+                            keel_engine::wal::RECORD_PAYLOAD_BYTES_MAX
+                        } else {
+                            20_000
+                        };
+                        lsns.push((
+                            wal.append(meta(tag), &payload(tag, bytes)).await.unwrap(),
+                            tag,
+                            bytes,
+                        ));
+                    }
+                    lsns
+                })
+            })
+            .collect();
+        let mut acked = Vec::new();
+        for t in tasks {
+            acked.extend(t.await);
+        }
+        acked.sort();
+        let stats = wal.stats();
+        // Every batch was bounded by batch_bytes_max.
+        assert!(
+            stats.bytes <= stats.batches * BATCH_BYTES_MIN as u64,
+            "{stats:?}"
+        );
+        wal.close().await.unwrap();
+        let wal = Wal::open(options(&dir)).await.unwrap();
+        let back = read_all(&wal, Lsn(1)).await;
+        assert_eq!(back.len(), acked.len());
+        for ((lsn, p), (alsn, tag, bytes)) in back.iter().zip(&acked) {
+            assert_eq!(lsn, alsn);
+            assert!(*p == payload(*tag, *bytes), "payload of {lsn}");
+        }
+        wal.close().await.unwrap();
+    });
+}

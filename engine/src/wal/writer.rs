@@ -140,6 +140,8 @@ struct State {
     next_slot: u32,
     retain_lsn: Lsn,
     provisioning: bool,
+    /// A record did not fit the open batch: no more records go in until it is sealed.
+    open_full: bool,
     /// Test-only fault injection: the next batch fdatasync fails (FoundationDB's buggify).
     #[cfg(test)]
     fail_next_sync: bool,
@@ -454,6 +456,7 @@ impl Wal {
             next_slot,
             retain_lsn,
             provisioning: false,
+            open_full: false,
             #[cfg(test)]
             fail_next_sync: false,
             stats,
@@ -507,7 +510,7 @@ impl Wal {
                 return Poll::Ready(Err(WalError::Closed));
             }
             match st.open_buffer.as_mut() {
-                Some(buffer) if st.open.fits(payload.len()) => {
+                Some(buffer) if !st.open_full && st.open.fits(payload.len()) => {
                     let lsn = st.next_lsn;
                     st.open.push(buffer.as_bytes_mut(), lsn, &meta, payload);
                     st.next_lsn = lsn.next();
@@ -517,6 +520,9 @@ impl Wal {
                     Poll::Ready(Ok((lsn, st.open_generation)))
                 }
                 _ => {
+                    // Close the batch to later arrivals too, so that a large record waiting
+                    // here is not overtaken forever by small ones.
+                    st.open_full = !st.open.is_empty();
                     st.space_waiters.push(cx.waker().clone());
                     Poll::Pending
                 }
@@ -687,6 +693,7 @@ async fn flusher(inner: Rc<Inner>) {
             st.open_buffer = st.spare_buffer.take();
             let generation = st.open_generation;
             st.open_generation += 1;
+            st.open_full = false;
             wake_all(&mut st.space_waiters);
             (buffer, sealed, generation)
         };
