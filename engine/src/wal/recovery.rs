@@ -7,8 +7,9 @@
 //!    sequences until the segment holding the tail's `retain_lsn`; every other file is a
 //!    spare (zeroed, damaged header, or released). A needed sequence that is missing is
 //!    [`WalError::MissingSegment`], never a shorter log.
-//! 2. [`scan_tail`]: walk the batches of the last segment; where the walk stops, look ahead
-//!    for the start of a newer batch, and decide with [`TAIL_CASES`].
+//! 2. [`TailScanner`] (window by window; [`scan_tail`] on a whole image): walk the batches
+//!    of the last segment; where the walk stops, look ahead for the start of a newer batch,
+//!    and decide with [`TAIL_CASES`].
 //! 3. [`spare_has_newer_batch`]: a spare whose first batch is newer than the log end means
 //!    the header of a needed segment was lost: [`WalError::Corrupt`].
 //!
@@ -28,9 +29,14 @@
 //!
 //! What this cannot detect: bit rot in the very last durable batch (nothing newer follows
 //! it) looks exactly like a torn tail and is truncated; those records were acknowledged.
-//! Mirroring or consensus replicas cover that case. Non-tail segments are not scanned at
-//! open (their end is the next segment's `first_lsn`); their checksums are verified when
-//! they are read back (`WalReader`), which reports [`WalError::Corrupt`].
+//! Mirroring or consensus replicas cover that case. The converse false alarm: a payload
+//! that embeds a valid frame (`batch_lsn == lsn >= expected`) at a 4 KiB file boundary and
+//! lies past the end (in a torn write or in stale data of a recycled segment) makes open
+//! report `Corrupt`: it refuses to start, it never loses data.
+//!
+//! Non-tail segments are not scanned at open (their end is the next segment's
+//! `first_lsn`); their checksums are verified when they are read back (`WalReader`), which
+//! reports [`WalError::Corrupt`].
 #![deny(clippy::indexing_slicing)]
 
 use std::path::PathBuf;
