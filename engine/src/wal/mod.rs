@@ -40,7 +40,7 @@
 //! - Dropping every `Wal` handle without `close` leaves the flusher task parked (and the
 //!   files open) until the executor ends: call `close`.
 //! - An append future dropped after its record entered the batch still writes the record.
-//! - The I/O seam is glommio directly; a `LogStorage` trait with a simulated backend (for
+//! - The I/O seam is `writer.rs` itself; a `LogStorage` trait with a simulated backend (for
 //!   the engine simulation) is the next step: the cores are already pure.
 
 pub mod batch;
