@@ -13,10 +13,18 @@
 //!   the flusher takes it as soon as the fdatasync returns. No timers. At most two batch
 //!   buffers exist; when the open batch is full, appenders wait for it to be taken.
 //! - **Rotation**: a batch that does not fit the current segment goes to a spare, whose new
-//!   header is written and fdatasynced first. A spare is kept ready in the background.
-//! - **Recovery** (`recovery.rs`): order segments by header, scan the last one to the first
-//!   bad batch, tell a torn tail (truncated, then zeroed) from mid-log corruption (an
-//!   error) by looking for a newer batch past the damage. See its decision table.
+//!   header is written and fdatasynced first. A spare is kept ready in the background
+//!   (`WalStats::rotation_stalls` counts rotations that had to pre-write one inline).
+//! - **Release**: `release_before` turns whole segments below the LSN into spares. The
+//!   release becomes durable with the next segment header (its `retain_lsn`); until then a
+//!   released segment is neither overwritten nor deleted, since recovery after a crash
+//!   would still look for it. Spares beyond `segments_spare_max` are deleted after that.
+//! - **Recovery** (`recovery.rs`): order segments by header, scan the last one window by
+//!   window to the first bad batch, tell a torn tail (dropped whole, then the rest of the
+//!   segment zeroed) from mid-log corruption (an error) by looking for a newer batch past
+//!   the damage. See its decision table. Open reads the tail segment once (in windows of
+//!   `2 * batch_bytes_max`) and, when anything but zeros follows the end, writes zeros
+//!   over the rest of it (up to `segment_bytes`, once per open).
 //!
 //! # Invariants
 //! - Batch n+1 is written only after the fdatasync of batch n returned; an append resolves
@@ -26,8 +34,14 @@
 //!   error may have dropped dirty pages): every pending and later append returns an error.
 //!
 //! # Not done here
-//! Archiving sealed segments (DESIGN.md) and reader pins on segments (a reader whose
-//! segment is released and recycled under it returns an error, never wrong records).
+//! - Archiving sealed segments (DESIGN.md).
+//! - Reader pins on segments: a reader whose segment is released and recycled under it
+//!   returns an error (`Released` or `Corrupt`), never wrong records.
+//! - Dropping every `Wal` handle without `close` leaves the flusher task parked (and the
+//!   files open) until the executor ends: call `close`.
+//! - An append future dropped after its record entered the batch still writes the record.
+//! - The I/O seam is `writer.rs` itself; a `LogStorage` trait with a simulated backend (for
+//!   the engine simulation) is the next step: the cores are already pure.
 
 pub mod batch;
 pub mod record;
@@ -142,7 +156,10 @@ pub enum WalError {
         actual_crc: u32,
     },
     /// Valid records whose LSN does not follow the previous one: records are missing.
-    #[error("wal: lsn gap in segment {segment:?} at offset {offset}: expected {expected}, found {found}")]
+    #[error(
+        "wal: lsn gap in segment {segment:?} at offset {offset}: \
+         expected {expected}, found {found}"
+    )]
     LsnGap {
         /// The segment file.
         segment: PathBuf,

@@ -255,7 +255,6 @@ fn write_u64(out: &mut [u8], at: usize, value: u64) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn encode_frame(
     out: &mut [u8],
     lsn: Lsn,

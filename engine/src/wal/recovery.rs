@@ -7,8 +7,9 @@
 //!    sequences until the segment holding the tail's `retain_lsn`; every other file is a
 //!    spare (zeroed, damaged header, or released). A needed sequence that is missing is
 //!    [`WalError::MissingSegment`], never a shorter log.
-//! 2. [`scan_tail`]: walk the batches of the last segment; where the walk stops, look ahead
-//!    for the start of a newer batch, and decide with [`TAIL_CASES`].
+//! 2. [`TailScanner`] (window by window; [`scan_tail`] on a whole image): walk the batches
+//!    of the last segment; where the walk stops, look ahead for the start of a newer batch,
+//!    and decide with [`TAIL_CASES`].
 //! 3. [`spare_has_newer_batch`]: a spare whose first batch is newer than the log end means
 //!    the header of a needed segment was lost: [`WalError::Corrupt`].
 //!
@@ -28,14 +29,22 @@
 //!
 //! What this cannot detect: bit rot in the very last durable batch (nothing newer follows
 //! it) looks exactly like a torn tail and is truncated; those records were acknowledged.
-//! Mirroring or consensus replicas cover that case. Non-tail segments are not scanned at
-//! open (their end is the next segment's `first_lsn`); their checksums are verified when
-//! they are read back (`WalReader`), which reports [`WalError::Corrupt`].
+//! Mirroring or consensus replicas cover that case. The converse false alarm: a payload
+//! that embeds a valid frame (`batch_lsn == lsn >= expected`) at a 4 KiB file boundary and
+//! lies past the end (in a torn write or in stale data of a recycled segment) makes open
+//! report `Corrupt`: it refuses to start, it never loses data.
+//!
+//! Non-tail segments are not scanned at open (their end is the next segment's
+//! `first_lsn`); their checksums are verified when they are read back (`WalReader`), which
+//! reports [`WalError::Corrupt`].
 #![deny(clippy::indexing_slicing)]
 
 use std::path::PathBuf;
 
-use super::record::{decode_frame, frame_crcs, DecodeError, Frame, Lsn, Record};
+use super::record::{
+    decode_frame, frame_crcs, DecodeError, Frame, Lsn, Record, RECORD_HEADER_BYTES,
+    RECORD_PAYLOAD_BYTES_MAX,
+};
 use super::segment::SEGMENT_HEADER_BYTES;
 use super::segment::{segment_file_name, HeaderError, SegmentHeader, BLOCK_BYTES};
 use super::WalError;
@@ -358,6 +367,10 @@ pub struct TailScan {
     pub label: &'static str,
     /// Whether a torn batch was dropped.
     pub torn: bool,
+    /// Whether bytes past `end_offset` are not all zero (the driver zeroes them).
+    pub dirty: bool,
+    /// Whether the file is shorter than its header says (the driver pre-writes the rest).
+    pub short: bool,
 }
 
 fn corrupt_at(slot: u32, offset: usize, segment: &[u8]) -> WalError {
@@ -387,45 +400,300 @@ pub fn lost_header(slot: u32, header_block: &[u8]) -> WalError {
 
 /// Scans the tail segment (its whole image) and applies the decision table.
 pub fn scan_tail(segment: &[u8], header: &SegmentHeader, slot: u32) -> Result<TailScan, WalError> {
-    let walk = walk_segment(segment, header);
-    let at = match walk.stop {
-        Stop::SegmentEnd => AtStop::SegmentEnd,
-        Stop::Zeroed => AtStop::Zeroed,
-        Stop::Stale { .. } => AtStop::Stale,
-        Stop::Damaged { .. } => AtStop::Damaged,
-        Stop::Gap { .. } => AtStop::Gap,
-    };
-    let newer = find_newer_batch(segment, walk.end_offset + BLOCK_BYTES, walk.next_lsn);
-    let case = decide_tail(at, newer.is_some());
-    match case.decision {
-        TailDecision::CleanEnd | TailDecision::TornTail => Ok(TailScan {
-            end_offset: walk.end_offset,
-            next_lsn: walk.next_lsn,
-            label: case.label,
-            torn: case.decision == TailDecision::TornTail,
-        }),
-        TailDecision::Corrupt => Err(match walk.stop {
-            Stop::Damaged {
-                offset,
-                expected_crc,
-                actual_crc,
-            } => WalError::Corrupt {
-                segment: PathBuf::from(segment_file_name(slot)),
-                offset: offset as u64,
-                expected_crc,
-                actual_crc,
-            },
-            _ => corrupt_at(slot, walk.end_offset, segment),
-        }),
-        TailDecision::Gap => Err(WalError::LsnGap {
-            segment: PathBuf::from(segment_file_name(slot)),
-            offset: walk.end_offset as u64,
-            expected: walk.next_lsn,
-            found: match walk.stop {
-                Stop::Gap { lsn } => lsn,
-                _ => walk.next_lsn,
-            },
-        }),
+    scan_tail_windowed(segment, header, slot, segment.len().max(BLOCK_BYTES))
+}
+
+/// `scan_tail` through a [`TailScanner`] reading windows of `window_bytes` (tests).
+pub fn scan_tail_windowed(
+    segment: &[u8],
+    header: &SegmentHeader,
+    slot: u32,
+    window_bytes: usize,
+) -> Result<TailScan, WalError> {
+    let mut scanner = TailScanner::new(*header, slot, segment.len(), window_bytes);
+    loop {
+        let (offset, bytes) = scanner.next_read();
+        let window = segment.get(offset..offset + bytes).unwrap_or(&[]);
+        if let Some(result) = scanner.feed(offset, window) {
+            return result;
+        }
+    }
+}
+
+/// Bytes a look-ahead window holds past its own range, so that any frame starting in its
+/// range can be checked whole.
+pub const LOOK_OVERLAP_BYTES: usize =
+    (RECORD_HEADER_BYTES + RECORD_PAYLOAD_BYTES_MAX).next_multiple_of(BLOCK_BYTES);
+
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    Walk {
+        offset: usize,
+        next_lsn: Lsn,
+        read_bytes: usize,
+    },
+    Look {
+        walk: SegmentWalk,
+        /// Stored and computed crc32c of the frame at the stop point.
+        crcs: (u32, u32),
+        from: usize,
+        dirty: bool,
+    },
+}
+
+/// Scans the tail segment window by window, so that open holds at most one window (plus
+/// `LOOK_OVERLAP_BYTES`) in memory: first the walk of its batches, then the look-ahead
+/// past the stop point. The driver asks `next_read`, reads, and calls `feed` until it
+/// returns the outcome.
+#[derive(Clone, Debug)]
+pub struct TailScanner {
+    header: SegmentHeader,
+    slot: u32,
+    segment_bytes: usize,
+    window_bytes: usize,
+    phase: Phase,
+}
+
+impl TailScanner {
+    /// A scanner over the first `segment_bytes` of a segment (a multiple of `BLOCK_BYTES`;
+    /// less than the full size when the file was cut), reading `window_bytes` at a time.
+    #[must_use]
+    pub fn new(
+        header: SegmentHeader,
+        slot: u32,
+        segment_bytes: usize,
+        window_bytes: usize,
+    ) -> Self {
+        assert!(
+            segment_bytes % BLOCK_BYTES == 0,
+            "segment_bytes {segment_bytes} unaligned"
+        );
+        assert!(
+            segment_bytes >= SEGMENT_HEADER_BYTES,
+            "segment_bytes {segment_bytes} short"
+        );
+        assert!(
+            window_bytes % BLOCK_BYTES == 0 && window_bytes > 0,
+            "window {window_bytes}"
+        );
+        let phase = Phase::Walk {
+            offset: SEGMENT_HEADER_BYTES,
+            next_lsn: header.first_lsn,
+            read_bytes: window_bytes,
+        };
+        TailScanner {
+            header,
+            slot,
+            segment_bytes,
+            window_bytes,
+            phase,
+        }
+    }
+
+    /// The next range to read: `(offset, bytes)`, within the segment.
+    #[must_use]
+    pub fn next_read(&self) -> (usize, usize) {
+        match self.phase {
+            Phase::Walk {
+                offset, read_bytes, ..
+            } => (offset, read_bytes.min(self.segment_bytes - offset)),
+            Phase::Look { from, .. } => {
+                let bytes = self.window_bytes + LOOK_OVERLAP_BYTES;
+                (from, bytes.min(self.segment_bytes - from))
+            }
+        }
+    }
+
+    /// Feeds the bytes read at `offset` (as asked by `next_read`); `Some` when done.
+    pub fn feed(&mut self, offset: usize, window: &[u8]) -> Option<Result<TailScan, WalError>> {
+        match self.phase {
+            Phase::Walk {
+                offset: walk_offset,
+                next_lsn,
+                read_bytes,
+            } => {
+                assert!(offset == walk_offset, "fed {offset}, asked {walk_offset}");
+                self.feed_walk(offset, window, next_lsn, read_bytes)
+            }
+            Phase::Look {
+                walk,
+                crcs,
+                from,
+                dirty,
+            } => {
+                assert!(offset == from, "fed {offset}, asked {from}");
+                self.feed_look(offset, window, walk, crcs, dirty)
+            }
+        }
+    }
+
+    fn feed_walk(
+        &mut self,
+        offset: usize,
+        window: &[u8],
+        mut next_lsn: Lsn,
+        read_bytes: usize,
+    ) -> Option<Result<TailScan, WalError>> {
+        let reaches_end = offset + window.len() >= self.segment_bytes;
+        let mut at = 0usize;
+        let stop = loop {
+            let rest = window.get(at..).unwrap_or(&[]);
+            if rest.is_empty() && !reaches_end {
+                self.phase = Phase::Walk {
+                    offset: offset + at,
+                    next_lsn,
+                    read_bytes: self.window_bytes,
+                };
+                return None;
+            }
+            match check_batch(rest, next_lsn) {
+                BatchCheck::Valid { bytes, last_lsn } => {
+                    assert!(
+                        last_lsn >= next_lsn,
+                        "batch ends at {last_lsn} before {next_lsn}"
+                    );
+                    at += bytes;
+                    next_lsn = last_lsn.next();
+                }
+                BatchCheck::Incomplete if !reaches_end => {
+                    // Grow the window when the batch alone does not fit in it.
+                    let read_bytes = if at == 0 {
+                        read_bytes * 2
+                    } else {
+                        self.window_bytes
+                    };
+                    self.phase = Phase::Walk {
+                        offset: offset + at,
+                        next_lsn,
+                        read_bytes,
+                    };
+                    return None;
+                }
+                BatchCheck::Incomplete => {
+                    // The segment ends inside the batch: only a torn write or damage does that.
+                    let (expected_crc, actual_crc) = frame_crcs(rest);
+                    break Stop::Damaged {
+                        offset: offset + at,
+                        expected_crc,
+                        actual_crc,
+                    };
+                }
+                BatchCheck::Stop(Stop::Damaged {
+                    offset: inner,
+                    expected_crc,
+                    actual_crc,
+                }) => {
+                    break Stop::Damaged {
+                        offset: offset + at + inner,
+                        expected_crc,
+                        actual_crc,
+                    };
+                }
+                BatchCheck::Stop(stop) => break stop,
+            }
+        };
+        let end_offset = offset + at;
+        let crcs = frame_crcs(window.get(at..).unwrap_or(&[]));
+        let walk = SegmentWalk {
+            end_offset,
+            next_lsn,
+            stop,
+        };
+        self.phase = Phase::Look {
+            walk,
+            crcs,
+            from: end_offset,
+            dirty: false,
+        };
+        if end_offset >= self.segment_bytes {
+            return Some(self.decide(walk, crcs, false, false));
+        }
+        None
+    }
+
+    fn feed_look(
+        &mut self,
+        offset: usize,
+        window: &[u8],
+        walk: SegmentWalk,
+        crcs: (u32, u32),
+        dirty: bool,
+    ) -> Option<Result<TailScan, WalError>> {
+        let own_end = (offset + self.window_bytes).min(self.segment_bytes);
+        let own = window.get(..own_end - offset).unwrap_or(window);
+        let dirty = dirty || own.iter().any(|b| *b != 0);
+        let first_candidate = (walk.end_offset + BLOCK_BYTES).max(offset);
+        let mut at = first_candidate;
+        while at < own_end {
+            let candidate = window.get(at - offset..).unwrap_or(&[]);
+            if spare_has_newer_batch(candidate, walk.next_lsn) {
+                return Some(self.decide(walk, crcs, true, dirty));
+            }
+            at += BLOCK_BYTES;
+        }
+        if own_end >= self.segment_bytes {
+            return Some(self.decide(walk, crcs, false, dirty));
+        }
+        self.phase = Phase::Look {
+            walk,
+            crcs,
+            from: own_end,
+            dirty,
+        };
+        None
+    }
+
+    fn decide(
+        &self,
+        walk: SegmentWalk,
+        crcs: (u32, u32),
+        newer: bool,
+        dirty: bool,
+    ) -> Result<TailScan, WalError> {
+        let at = match walk.stop {
+            Stop::SegmentEnd => AtStop::SegmentEnd,
+            Stop::Zeroed => AtStop::Zeroed,
+            Stop::Stale { .. } => AtStop::Stale,
+            Stop::Damaged { .. } => AtStop::Damaged,
+            Stop::Gap { .. } => AtStop::Gap,
+        };
+        let case = decide_tail(at, newer);
+        let segment = PathBuf::from(segment_file_name(self.slot));
+        match case.decision {
+            TailDecision::CleanEnd | TailDecision::TornTail => Ok(TailScan {
+                end_offset: walk.end_offset,
+                next_lsn: walk.next_lsn,
+                label: case.label,
+                torn: case.decision == TailDecision::TornTail,
+                dirty,
+                short: self.segment_bytes < self.header.segment_bytes as usize,
+            }),
+            TailDecision::Corrupt => {
+                let (offset, expected_crc, actual_crc) = match walk.stop {
+                    Stop::Damaged {
+                        offset,
+                        expected_crc,
+                        actual_crc,
+                    } => (offset, expected_crc, actual_crc),
+                    _ => (walk.end_offset, crcs.0, crcs.1),
+                };
+                Err(WalError::Corrupt {
+                    segment,
+                    offset: offset as u64,
+                    expected_crc,
+                    actual_crc,
+                })
+            }
+            TailDecision::Gap => Err(WalError::LsnGap {
+                segment,
+                offset: walk.end_offset as u64,
+                expected: walk.next_lsn,
+                found: match walk.stop {
+                    Stop::Gap { lsn } => lsn,
+                    _ => walk.next_lsn,
+                },
+            }),
+        }
     }
 }
 
@@ -889,6 +1157,7 @@ mod tests {
             sizes in batches(),
             fates in prop::collection::vec(fate(), 64),
             release in any::<bool>(),
+            window_blocks in 1usize..40,
         ) {
             let mut sim = Sim::new(SEGMENT_BYTES);
             let n = sizes.len();
@@ -901,7 +1170,10 @@ mod tests {
                 if i + 1 == n {
                     let (slot, at, bytes, _) = sim.batches[i].clone();
                     let image = &mut sim.images[slot as usize];
-                    let old = before.get(slot as usize).cloned().unwrap_or_else(|| vec![0; SEGMENT_BYTES]);
+                    let old = before
+                        .get(slot as usize)
+                        .cloned()
+                        .unwrap_or_else(|| vec![0; SEGMENT_BYTES]);
                     for (k, block) in (at..at + bytes).step_by(BLOCK_BYTES).enumerate() {
                         let range = block..block + BLOCK_BYTES;
                         match fates[k % fates.len()] {
@@ -916,11 +1188,19 @@ mod tests {
             let got = sim.recover();
             prop_assert!(got.is_ok(), "{:?}", got.err());
             let got = got.unwrap();
+            // Scanning window by window (as the driver does) decides the same.
+            let (tail_slot, tail_header) = *got.plan.chain.last().unwrap();
+            let image = &sim.images[tail_slot as usize];
+            let windowed = scan_tail_windowed(image, &tail_header, tail_slot, window_blocks * 4096);
+            prop_assert_eq!(windowed.ok(), got.tail);
             let first = got.plan.chain.first().unwrap().1.first_lsn;
             let without = sim.records(0..n - 1, first);
             let with = sim.records(0..n, first);
             prop_assert!(got.records == without || got.records == with,
-                "recovered {} records, expected {} or {}", got.records.len(), without.len(), with.len());
+                "recovered {} records, expected {} or {}",
+                got.records.len(),
+                without.len(),
+                with.len());
         }
 
         /// A flipped bit in the records of any batch but the last is reported as corruption.
@@ -948,7 +1228,17 @@ mod tests {
             let offset = covered[byte.index(covered.len())];
             sim.images[slot as usize][offset] ^= 1 << bit;
             let got = sim.recover();
-            prop_assert!(matches!(got, Err(WalError::Corrupt { .. })), "{:?}", got.map(|r| r.records.len()));
+            let corrupt = matches!(got, Err(WalError::Corrupt { .. }));
+            let (tail_slot, tail_header) = {
+                let files: Vec<_> = sim.images.iter().enumerate()
+                    .map(|(i, b)| (i as u32, SegmentHeader::decode(b))).collect();
+                *plan_chain(&files).unwrap().chain.last().unwrap()
+            };
+            let image = &sim.images[tail_slot as usize];
+            let whole = scan_tail(image, &tail_header, tail_slot);
+            let windowed = scan_tail_windowed(image, &tail_header, tail_slot, 3 * 4096);
+            prop_assert_eq!(format!("{whole:?}"), format!("{windowed:?}"));
+            prop_assert!(corrupt, "{:?}", got.map(|r| r.records.len()));
         }
     }
 }

@@ -192,6 +192,17 @@ mod tests {
         assert_eq!(SegmentHeader::decode(&block), Ok(header()));
     }
 
+    /// The golden vector pins the header format (testdata/segment_header_v1.hex, 64 bytes;
+    /// the rest of the block is zero).
+    #[test]
+    fn golden_vector() {
+        let mut block = vec![0u8; SEGMENT_HEADER_BYTES];
+        header().encode(&mut block);
+        assert!(block[64..].iter().all(|b| *b == 0));
+        let hex: String = block[..64].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, include_str!("testdata/segment_header_v1.hex").trim());
+    }
+
     #[test]
     fn damaged_or_zero_header_is_rejected() {
         let mut block = vec![0u8; SEGMENT_HEADER_BYTES];

@@ -113,6 +113,10 @@ struct SpareFile {
     slot: u32,
     path: PathBuf,
     file: Rc<DmaFile>,
+    /// Reusable once a durable segment header has `retain_lsn >=` this. Until then a crash
+    /// would make recovery look for this segment again (its release is not yet durable), so
+    /// it must be neither overwritten nor deleted. `Lsn(0)`: reusable now.
+    released_below: Lsn,
 }
 
 struct State {
@@ -136,6 +140,11 @@ struct State {
     next_slot: u32,
     retain_lsn: Lsn,
     provisioning: bool,
+    /// A record did not fit the open batch: no more records go in until it is sealed.
+    open_full: bool,
+    /// Test-only fault injection: the next batch fdatasync fails (FoundationDB's buggify).
+    #[cfg(test)]
+    fail_next_sync: bool,
     stats: WalStats,
 }
 
@@ -220,6 +229,7 @@ async fn prewrite_segment(
         .map_err(io_error("fdatasync", &path, 0))?;
     sync_dir(dir).await?;
     Ok(SpareFile {
+        released_below: Lsn(0),
         slot,
         path,
         file: Rc::new(file),
@@ -254,7 +264,7 @@ impl Wal {
         }
         slots.sort_unstable();
         let next_slot = slots.last().map_or(0, |s| s + 1);
-        let mut files: Vec<(u32, PathBuf, Rc<DmaFile>)> = Vec::new();
+        let mut files: Vec<(u32, PathBuf, Rc<DmaFile>, u64)> = Vec::new();
         let mut headers = Vec::new();
         for slot in slots {
             let path = dir.join(segment_file_name(slot));
@@ -266,20 +276,41 @@ impl Wal {
             } else {
                 Err(super::segment::HeaderError::Truncated)
             };
-            if size != options.segment_bytes {
-                if header.is_ok() {
-                    return Err(WalError::InvalidOptions {
-                        reason: "a segment of the log has another size than segment_bytes",
-                    });
-                }
+            if size != options.segment_bytes && header.is_err() {
                 // A spare of another size (or cut short by a crash while pre-written): drop it.
                 file.remove().await.map_err(io_error("remove", &path, 0))?;
                 continue;
             }
             headers.push((slot, header));
-            files.push((slot, path, Rc::new(file)));
+            files.push((slot, path, Rc::new(file), size));
         }
         let plan = recovery::plan_chain(&headers).map_err(|e| locate(e, &dir))?;
+        for (i, (slot, header)) in plan.chain.iter().enumerate() {
+            let size = files.iter().find(|f| f.0 == *slot).map_or(0, |f| f.3);
+            let is_tail = i + 1 == plan.chain.len();
+            // Only the tail may be short (cut by hand or by a file system): recovery scans
+            // what is left and pre-writes the rest again.
+            let size_ok = if is_tail {
+                size <= options.segment_bytes
+            } else {
+                size == options.segment_bytes
+            };
+            if header.segment_bytes != options.segment_bytes || !size_ok {
+                return Err(WalError::InvalidOptions {
+                    reason: "a segment of the log has another size than segment_bytes",
+                });
+            }
+        }
+        let mut tail_size = options.segment_bytes;
+        let mut files: Vec<(u32, PathBuf, Rc<DmaFile>)> = files
+            .into_iter()
+            .map(|(slot, path, file, size)| {
+                if plan.chain.last().is_some_and(|t| t.0 == slot) {
+                    tail_size = size;
+                }
+                (slot, path, file)
+            })
+            .collect();
         let take = |slot: u32, files: &mut Vec<(u32, PathBuf, Rc<DmaFile>)>| {
             let at = files.iter().position(|(s, _, _)| *s == slot);
             at.map(|i| files.swap_remove(i))
@@ -297,19 +328,40 @@ impl Wal {
         }
         let mut spares: Vec<SpareFile> = files
             .into_iter()
-            .map(|(slot, path, file)| SpareFile { slot, path, file })
+            .map(|(slot, path, file)| SpareFile {
+                slot,
+                path,
+                file,
+                released_below: Lsn(0),
+            })
             .collect();
         let mut stats = WalStats::default();
         let (next_lsn, tail_offset) = if let Some(tail) = chain.back() {
-            let image =
-                read_exact(&tail.file, &tail.path, 0, options.segment_bytes as usize).await?;
-            let scan = recovery::scan_tail(&image, &tail.header, tail.slot)
-                .map_err(|e| locate(e, &dir))?;
+            let readable = tail_size - tail_size % BLOCK_BYTES as u64;
+            // Window by window: open holds at most 2 * batch_bytes_max + one record.
+            let window = 2 * options.batch_bytes_max;
+            let mut scanner =
+                recovery::TailScanner::new(tail.header, tail.slot, readable as usize, window);
+            let scan = loop {
+                let (offset, bytes) = scanner.next_read();
+                let read = read_exact(&tail.file, &tail.path, offset as u64, bytes).await?;
+                if read.len() != bytes {
+                    return Err(WalError::Io {
+                        op: "read",
+                        path: tail.path.clone(),
+                        offset: offset as u64,
+                        source: std::io::Error::other("short read"),
+                    });
+                }
+                if let Some(result) = scanner.feed(offset, &read) {
+                    break result.map_err(|e| locate(e, &dir))?;
+                }
+            };
             if scan.torn {
-                tracing::warn!(segment = ?tail.path, offset = scan.end_offset, "wal: torn tail truncated");
+                let offset = scan.end_offset;
+                tracing::warn!(segment = ?tail.path, offset, "wal: torn tail truncated");
             }
-            let rest = image.get(scan.end_offset..).unwrap_or(&[]);
-            if rest.iter().any(|b| *b != 0) {
+            if scan.dirty || scan.short || tail_size != options.segment_bytes {
                 // Leftovers of a torn batch hold LSNs the next appends reuse: erase them.
                 write_zeros(
                     &tail.file,
@@ -404,6 +456,9 @@ impl Wal {
             next_slot,
             retain_lsn,
             provisioning: false,
+            open_full: false,
+            #[cfg(test)]
+            fail_next_sync: false,
             stats,
         };
         let inner = Rc::new(Inner {
@@ -466,7 +521,7 @@ impl Wal {
                 return Poll::Ready(Err(WalError::Closed));
             }
             match st.open_buffer.as_mut() {
-                Some(buffer) if st.open.fits(payload.len()) => {
+                Some(buffer) if !st.open_full && st.open.fits(payload.len()) => {
                     let lsn = st.next_lsn;
                     st.open.push(buffer.as_bytes_mut(), lsn, &meta, payload);
                     st.next_lsn = lsn.next();
@@ -476,6 +531,9 @@ impl Wal {
                     Poll::Ready(Ok(lsn))
                 }
                 _ => {
+                    // Close the batch to later arrivals too, so that a large record waiting
+                    // here is not overtaken forever by small ones.
+                    st.open_full = !st.open.is_empty();
                     st.space_waiters.push(cx.waker().clone());
                     Poll::Pending
                 }
@@ -560,12 +618,26 @@ impl Wal {
     /// become spares (recycled by later rotations; beyond `segments_spare_max` deleted).
     /// Persisted with the header of the next segment started.
     pub fn release_before(&self, lsn: Lsn) {
-        {
-            let mut st = self.inner.state.borrow_mut();
-            let bound = lsn.min(st.durable_lsn.next());
-            st.retain_lsn = st.retain_lsn.max(bound);
+        let mut st = self.inner.state.borrow_mut();
+        let bound = lsn.min(st.durable_lsn.next());
+        st.retain_lsn = st.retain_lsn.max(bound);
+        while let Some(next_first) = st.chain.get(1).map(|s| s.header.first_lsn) {
+            if next_first > st.retain_lsn {
+                break;
+            }
+            let Some(old) = st.chain.pop_front() else {
+                break;
+            };
+            st.spares.insert(
+                0,
+                SpareFile {
+                    slot: old.slot,
+                    path: old.path,
+                    file: old.file,
+                    released_below: next_first,
+                },
+            );
         }
-        release_segments(&self.inner);
     }
 
     /// Stops accepting appends, waits for the flusher to write every pending one, and stops it.
@@ -649,6 +721,7 @@ async fn flusher(inner: Rc<Inner>) {
             st.open_buffer = st.spare_buffer.take();
             let generation = st.open_generation;
             st.open_generation += 1;
+            st.open_full = false;
             wake_all(&mut st.space_waiters);
             (buffer, sealed, generation)
         };
@@ -735,6 +808,15 @@ async fn write_batch(
     file.fdatasync()
         .await
         .map_err(io_error("fdatasync", &path, offset))?;
+    #[cfg(test)]
+    if std::mem::take(&mut inner.state.borrow_mut().fail_next_sync) {
+        return Err(WalError::Io {
+            op: "fdatasync",
+            path,
+            offset,
+            source: std::io::Error::from_raw_os_error(libc::EIO),
+        });
+    }
     inner.state.borrow_mut().tail_offset = offset + sealed.bytes as u64;
     Ok(())
 }
@@ -742,7 +824,15 @@ async fn write_batch(
 /// Starts a new segment for the batch starting at `first_lsn`: takes a spare (pre-writing
 /// one inline if none is ready), writes and fdatasyncs its header, makes it the tail.
 async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
-    let spare = inner.state.borrow_mut().spares.pop();
+    let spare = {
+        let mut st = inner.state.borrow_mut();
+        let persisted = st.chain.back().map_or(Lsn(0), |t| t.header.retain_lsn);
+        let at = st
+            .spares
+            .iter()
+            .rposition(|s| s.released_below <= persisted);
+        at.map(|i| st.spares.remove(i))
+    };
     let spare = match spare {
         Some(spare) => spare,
         None => {
@@ -779,11 +869,28 @@ async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
     st.tail_offset = SEGMENT_HEADER_BYTES as u64;
     st.stats.rotations += 1;
     st.stats.syncs += 1;
-    drop(st);
-    // The new header carries the newest retain_lsn: releases held back can go now.
-    release_segments(inner);
-    let mut st = inner.state.borrow_mut();
-    if st.spares.is_empty() && !st.provisioning {
+    // The new header made older releases durable: trim spares beyond the limit.
+    while st.spares.len() > inner.options.segments_spare_max {
+        let Some(at) = st
+            .spares
+            .iter()
+            .position(|s| s.released_below <= header.retain_lsn)
+        else {
+            break;
+        };
+        let extra = st.spares.remove(at);
+        glommio::spawn_local(async move {
+            if let Err(e) = extra.file.remove().await {
+                tracing::warn!(path = ?extra.path, error = %e, "wal: removing a spare failed");
+            }
+        })
+        .detach();
+    }
+    let reusable = st
+        .spares
+        .iter()
+        .any(|s| s.released_below <= header.retain_lsn);
+    if !reusable && !st.provisioning {
         st.provisioning = true;
         let slot = st.next_slot;
         st.next_slot += 1;
@@ -791,52 +898,6 @@ async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
         glommio::spawn_local(provision(inner.clone(), slot)).detach();
     }
     Ok(())
-}
-
-/// Recycles (or deletes, past the spare budget) the segments below the retained LSN.
-///
-/// Only segments below the `retain_lsn` written in the tail segment's header go: that
-/// header is what recovery reads, and it must find every segment from there on. A
-/// later release takes effect at the next rotation, whose new header carries it.
-///
-/// Regression: releasing up to the in-memory bound (newer than the tail's header) let a
-/// segment be deleted or reused that recovery still looked for after a crash, and the
-/// reopen failed with `MissingSegment` (found by the SIGKILL crash test).
-fn release_segments(inner: &Rc<Inner>) {
-    let mut removed = Vec::new();
-    {
-        let mut st = inner.state.borrow_mut();
-        let persisted = st
-            .chain
-            .back()
-            .map_or(Lsn::FIRST, |tail| tail.header.retain_lsn);
-        let bound = st.retain_lsn.min(persisted);
-        while st.chain.len() > 1 && st.chain.get(1).is_some_and(|s| s.header.first_lsn <= bound) {
-            let Some(old) = st.chain.pop_front() else {
-                break;
-            };
-            if st.spares.len() < inner.options.segments_spare_max {
-                st.spares.insert(
-                    0,
-                    SpareFile {
-                        slot: old.slot,
-                        path: old.path,
-                        file: old.file,
-                    },
-                );
-            } else {
-                removed.push(old);
-            }
-        }
-    }
-    for old in removed {
-        glommio::spawn_local(async move {
-            if let Err(e) = old.file.remove().await {
-                tracing::warn!(path = ?old.path, error = %e, "wal: removing a released segment failed");
-            }
-        })
-        .detach();
-    }
 }
 
 /// Pre-writes a spare segment in the background.
@@ -972,5 +1033,96 @@ impl WalReader {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{GroupId, LogIndex, RecordKind, Term};
+    use super::*;
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    fn meta() -> RecordMeta {
+        RecordMeta {
+            group: GroupId(1),
+            term: Term(1),
+            index: LogIndex(1),
+            kind: RecordKind::Data,
+        }
+    }
+
+    /// fsyncgate: after a failed fdatasync the kernel may have dropped the dirty pages and
+    /// a retry would report success. So the WAL never retries: the failed batch's appends
+    /// and every later one fail, and close reports it.
+    #[test]
+    fn failed_fdatasync_fails_the_wal_for_good() {
+        let dir = tempfile::Builder::new()
+            .prefix("wal-unit")
+            .tempdir_in(std::env::temp_dir())
+            .unwrap();
+        let path = dir.path().to_path_buf();
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(2 << 20)
+            .make()
+            .unwrap()
+            .run(async move {
+                probe_workaround(&path).await.unwrap();
+                let mut options = WalOptions::new(path.clone());
+                options.segment_bytes = 2 << 20;
+                options.batch_bytes_max = super::super::batch::BATCH_BYTES_MIN;
+                let wal = Wal::open(options.clone()).await.unwrap();
+                assert_eq!(wal.append(meta(), b"one").await.unwrap(), Lsn(1));
+                wal.inner.state.borrow_mut().fail_next_sync = true;
+                let tasks: Vec<_> = (0..8)
+                    .map(|_| {
+                        let wal = wal.clone();
+                        glommio::spawn_local(async move { wal.append(meta(), b"x").await })
+                    })
+                    .collect();
+                for t in tasks {
+                    assert!(matches!(t.await, Err(WalError::Failed { .. })));
+                }
+                assert_eq!(wal.last_lsn(), Lsn(1));
+                assert!(matches!(
+                    wal.append(meta(), b"later").await,
+                    Err(WalError::Failed { .. })
+                ));
+                assert!(matches!(
+                    wal.clone().close().await,
+                    Err(WalError::Failed { .. })
+                ));
+                // Restart: the log recovers; the failed batch may or may not be there.
+                let wal = Wal::open(options).await.unwrap();
+                assert!(wal.last_lsn() >= Lsn(1));
+                let next = wal.append(meta(), b"after").await.unwrap();
+                assert_eq!(next, wal.last_lsn());
+                wal.close().await.unwrap();
+            });
+    }
+
+    #[test]
+    fn append_after_close_is_refused() {
+        let dir = tempfile::Builder::new()
+            .prefix("wal-unit")
+            .tempdir_in(std::env::temp_dir())
+            .unwrap();
+        let path = dir.path().to_path_buf();
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(2 << 20)
+            .make()
+            .unwrap()
+            .run(async move {
+                probe_workaround(&path).await.unwrap();
+                let mut options = WalOptions::new(path.clone());
+                options.segment_bytes = 2 << 20;
+                options.batch_bytes_max = super::super::batch::BATCH_BYTES_MIN;
+                let wal = Wal::open(options).await.unwrap();
+                let other = wal.clone();
+                wal.close().await.unwrap();
+                assert!(matches!(
+                    other.append(meta(), b"late").await,
+                    Err(WalError::Closed)
+                ));
+            });
     }
 }
