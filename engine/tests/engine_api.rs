@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use keel_engine::error::StorageError;
 use keel_engine::shard::{
     Condition, Engine, EngineError, EngineOptions, KeyRange, PartitionId, SortCondition,
 };
@@ -121,6 +122,34 @@ fn put_get_delete_and_conditions() {
             e.get(PartitionId(9), &key("ann", 1)).await,
             Err(EngineError::UnknownPartition(9))
         ));
+        // The longest keys DynamoDB allows fit; an encoding past the tree's key limit (keys
+        // full of 0x00 bytes) is refused before it is logged, and the engine goes on.
+        let ss = PartitionId(3);
+        e.create_partition(
+            ss,
+            KeySchema::with_sort_key(
+                KeyAttribute::new("k", KeyType::S),
+                KeyAttribute::new("s", KeyType::S),
+            ),
+        )
+        .await
+        .unwrap();
+        let long = |pk: String, sk: String| {
+            let mut i = Item::new();
+            i.insert("k".into(), Value::S(pk));
+            i.insert("s".into(), Value::S(sk));
+            i
+        };
+        let longest = long("a".repeat(2048), "b".repeat(1024));
+        e.put(ss, &longest, &Condition::Always).await.unwrap();
+        let nul = long("\0".repeat(2048), "\0".repeat(1024));
+        assert!(matches!(
+            e.put(ss, &nul, &Condition::Always).await,
+            Err(EngineError::Storage(StorageError::KeyTooLarge { .. }))
+        ));
+        e.put(ss, &long("c".into(), "d".into()), &Condition::Always)
+            .await
+            .unwrap();
         // A large item (overflow pages) round-trips.
         let mut big = item("bob", 1, "big");
         big.insert(
@@ -133,6 +162,12 @@ fn put_get_delete_and_conditions() {
         let e = Engine::open(options(&path)).await.unwrap();
         assert_eq!(e.get(P, &key("bob", 1)).await.unwrap(), Some(big));
         e.close().await.unwrap();
+        // A declared partition whose tree file vanished is refused, not recreated empty.
+        std::fs::remove_file(path.join("partitions").join(format!("{:016x}.tree", 3))).unwrap();
+        assert!(matches!(
+            Engine::open(options(&path)).await.map(|_| ()),
+            Err(EngineError::MissingTree { .. })
+        ));
     });
 }
 

@@ -252,6 +252,8 @@ impl PageFile for MemPageFile {
     }
 
     async fn read_page(&self, page: PageId) -> Result<MemBuf, StorageError> {
+        // Suspend like real I/O, so that concurrent tasks interleave here.
+        futures_lite::future::yield_now().await;
         let mut s = self.state.borrow_mut();
         s.reads += 1;
         match s.live.get(&page.0) {
@@ -266,6 +268,7 @@ impl PageFile for MemPageFile {
     }
 
     async fn write_page(&self, page: PageId, buf: MemBuf) -> Result<(), StorageError> {
+        futures_lite::future::yield_now().await;
         assert_ne!(page.0, MEM_SUPERBLOCK, "page 0 holds the superblocks");
         let mut s = self.state.borrow_mut();
         s.writes += 1;

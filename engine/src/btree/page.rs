@@ -106,7 +106,7 @@ pub struct PageHeader {
     pub count: U16,
     /// The page's own id: a page read from the wrong place is detected.
     pub page_id: U64,
-    /// The tree's applied LSN when the page was written.
+    /// The highest LSN of an edit to the page since it entered its cache frame.
     pub lsn: U64,
     /// Next page of an overflow or freelist chain; 0 ends it.
     pub next: U64,

@@ -22,7 +22,8 @@ use super::page::{PageId, SECTOR_BYTES};
 
 /// Bytes of one superblock slot.
 pub const SUPERBLOCK_BYTES: usize = SECTOR_BYTES;
-/// "KEELTREE" in ASCII.
+/// "KEELTREE" in ASCII, read as a big-endian u64 (stored little-endian like every field,
+/// so the bytes on disk read "EERTLEEK").
 pub const SUPERBLOCK_MAGIC: u64 = u64::from_be_bytes(*b"KEELTREE");
 /// The superblock format version.
 pub const SUPERBLOCK_VERSION: u32 = 1;

@@ -32,7 +32,7 @@ use crate::error::StorageError;
 use crate::page_cache::{FileId, PageCache, PageRef};
 
 /// The longest key a tree accepts.
-pub const KEY_BYTES_MAX: usize = 3072;
+pub const KEY_BYTES_MAX: usize = 4064;
 /// The longest value a tree accepts (an item of 400 KB plus its encoding overhead fits).
 pub const VALUE_BYTES_MAX: usize = 1 << 20;
 /// Tag of a leaf value stored in the cell.
@@ -346,6 +346,15 @@ impl<F: PageFile> Tree<F> {
                 Some(c) => id = c,
             }
         }
+    }
+
+    /// Reads the pages on the way to `key`'s leaf into the cache, without any lock and
+    /// ignoring errors: a hint taken before a writer takes its lock, so that the page I/O
+    /// of many writers overlaps instead of queueing behind the lock. Pages are always
+    /// whole between awaits (single-threaded), so a racing edit can only make the hint
+    /// miss, never mislead anything.
+    pub async fn prefetch(&self, key: &[u8]) {
+        let _ = self.leaf_for(key).await;
     }
 
     /// The value stored under `key`.

@@ -13,7 +13,7 @@
 //! Eviction is CLOCK (second chance). When every frame is pinned, a claimer waits for an
 //! unpin rather than growing the cache.
 
-use std::cell::{Ref, RefCell, RefMut};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -36,8 +36,10 @@ pub struct CacheStats {
     pub misses: u64,
     /// Frames taken from another page.
     pub evictions: u64,
-    /// Dirty pages written back by eviction or flush.
+    /// Dirty pages written back (by eviction, flush or the cleaner).
     pub writebacks: u64,
+    /// Of those, pages written back by the background cleaner.
+    pub cleaned: u64,
 }
 
 #[derive(Default)]
@@ -69,6 +71,20 @@ pub struct PageCache<F: PageFile> {
     state: RefCell<CacheState<F>>,
     /// Fired whenever a frame is unpinned, loaded or written back.
     changed: Event,
+    /// Fired when a claim passed over dirty frames: the cleaner should write some back.
+    cleaner_kick: Event,
+    /// Whether a cleaner task is running (claims then prefer clean frames).
+    cleaner_running: Cell<bool>,
+    /// Asks the cleaner to stop.
+    cleaner_stop: Cell<bool>,
+}
+
+/// What [`PageCache::claim`] found.
+enum Claim {
+    /// A frame now mapped to the page, pinned once, clean and empty.
+    Frame(usize),
+    /// The page was mapped by another task meanwhile: look it up again.
+    Raced,
 }
 
 /// A pinned page: the frame stays put while this lives.
@@ -96,6 +112,9 @@ impl<F: PageFile> PageCache<F> {
                 stats: CacheStats::default(),
             }),
             changed: Event::new(),
+            cleaner_kick: Event::new(),
+            cleaner_running: Cell::new(false),
+            cleaner_stop: Cell::new(false),
         })
     }
 
@@ -152,7 +171,7 @@ impl<F: PageFile> PageCache<F> {
         file: FileId,
         id: PageId,
     ) -> Result<PageRef<F>, StorageError> {
-        loop {
+        let i = loop {
             let listener = {
                 let mut s = self.state.borrow_mut();
                 match s.map.get(&(file, id)).copied() {
@@ -168,10 +187,13 @@ impl<F: PageFile> PageCache<F> {
             };
             match listener {
                 Some(l) => l.await,
-                None => break,
+                None => match self.claim(file, id).await? {
+                    Claim::Frame(i) => break i,
+                    // Another task mapped the page while this one waited: use theirs.
+                    Claim::Raced => continue,
+                },
             }
-        }
-        let i = self.claim(file, id).await?;
+        };
         {
             let mut s = self.state.borrow_mut();
             s.meta[i].loading = true;
@@ -223,7 +245,10 @@ impl<F: PageFile> PageCache<F> {
                 })
             };
             match cached {
-                None => break self.claim(file, id).await?,
+                None => match self.claim(file, id).await? {
+                    Claim::Frame(i) => break i,
+                    Claim::Raced => continue,
+                },
                 Some((i, true)) => {
                     let mut s = self.state.borrow_mut();
                     s.meta[i] = FrameMeta {
@@ -269,12 +294,19 @@ impl<F: PageFile> PageCache<F> {
 
     /// Takes a frame for (file, id), evicting (and writing back) another page if needed.
     /// The frame returned is mapped, pinned once, clean and not loading.
-    async fn claim(self: &Rc<Self>, file: FileId, id: PageId) -> Result<usize, StorageError> {
+    async fn claim(self: &Rc<Self>, file: FileId, id: PageId) -> Result<Claim, StorageError> {
         loop {
             let (victim, listener) = {
                 let mut s = self.state.borrow_mut();
+                // A write-back below may have let another task map this page: one page
+                // never has two frames (a second frame would hide the first from the map,
+                // and evicting either would unmap the other).
+                if s.map.contains_key(&(file, id)) {
+                    return Ok(Claim::Raced);
+                }
                 let n = s.meta.len();
                 let mut found = None;
+                let mut dirty_seen = None;
                 for _ in 0..2 * n {
                     let i = s.hand;
                     s.hand = (s.hand + 1) % n;
@@ -290,8 +322,21 @@ impl<F: PageFile> PageCache<F> {
                         m.referenced = false;
                         continue;
                     }
+                    if m.dirty && self.cleaner_running.get() {
+                        // Leave it to the cleaner: a claim should not wait for a write
+                        // while a clean frame can be had.
+                        dirty_seen.get_or_insert(i);
+                        continue;
+                    }
                     found = Some((i, m.dirty));
                     break;
+                }
+                if dirty_seen.is_some() {
+                    self.cleaner_kick.notify(1);
+                }
+                if found.is_none() {
+                    // Only dirty frames are free: write one back here after all.
+                    found = dirty_seen.map(|i| (i, true));
                 }
                 match found {
                     Some((i, false)) => {
@@ -305,7 +350,7 @@ impl<F: PageFile> PageCache<F> {
                             ..FrameMeta::default()
                         };
                         s.map.insert((file, id), i);
-                        return Ok(i);
+                        return Ok(Claim::Frame(i));
                     }
                     Some((i, true)) => (Some(i), None),
                     None => (None, Some(self.changed.listen())),
@@ -392,6 +437,55 @@ impl<F: PageFile> PageCache<F> {
                 self.write_back(i).await?;
             }
         }
+    }
+
+    /// The background cleaner: whenever a claim passes over dirty frames, writes back up
+    /// to `batch_pages` dirty, unpinned frames (in CLOCK order), so that foreground claims
+    /// find clean frames and rarely wait for a write. Runs until [`PageCache::stop_cleaner`].
+    /// A write error stops the cleaner (claims then write back inline and see the error).
+    pub async fn run_cleaner(self: Rc<Self>, batch_pages: usize) {
+        self.cleaner_running.set(true);
+        loop {
+            let l = self.cleaner_kick.listen();
+            if self.cleaner_stop.get() {
+                break;
+            }
+            l.await;
+            if self.cleaner_stop.get() {
+                break;
+            }
+            let picked: Vec<usize> = {
+                let s = self.state.borrow();
+                let n = s.meta.len();
+                (0..n)
+                    .map(|k| (s.hand + k) % n)
+                    .filter(|&i| {
+                        let m = &s.meta[i];
+                        m.dirty && m.pins == 0 && !m.writing && !m.loading && !m.discarded
+                    })
+                    .take(batch_pages)
+                    .collect()
+            };
+            let mut failed = false;
+            for i in picked {
+                if let Err(e) = self.write_back(i).await {
+                    tracing::error!(error = %e, "page cache cleaner: write-back failed; stopping");
+                    failed = true;
+                    break;
+                }
+                self.state.borrow_mut().stats.cleaned += 1;
+            }
+            if failed {
+                break;
+            }
+        }
+        self.cleaner_running.set(false);
+    }
+
+    /// Asks the cleaner to stop (it ends at its next wake-up, which this triggers).
+    pub fn stop_cleaner(&self) {
+        self.cleaner_stop.set(true);
+        self.cleaner_kick.notify(usize::MAX);
     }
 
     /// Dirty frames of `file` right now.

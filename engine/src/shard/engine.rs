@@ -30,7 +30,8 @@ use super::mutation::Mutation;
 use super::partition_meta;
 use super::range::KeyRange;
 use super::EngineError;
-use crate::btree::{DmaPageFile, Tree};
+use crate::btree::{DmaPageFile, Tree, KEY_BYTES_MAX};
+use crate::error::StorageError;
 use crate::page_cache::PageCache;
 use crate::wal::{GroupId, LogIndex, Lsn, RecordKind, RecordMeta, Term, Wal, WalOptions};
 
@@ -53,7 +54,8 @@ pub struct EngineOptions {
     pub checkpoint_wal_bytes: u64,
     /// Items a scan returns at most per call.
     pub scan_items_max: usize,
-    /// Item bytes a scan returns at most per call (at least one item is returned).
+    /// A scan stops once the items it returned reach this many bytes (so a page may
+    /// exceed it by up to one item; at least one item is returned).
     pub scan_bytes_max: usize,
 }
 
@@ -109,6 +111,8 @@ struct Inner {
     checkpoint_mark_bytes: Cell<u64>,
     checkpoint_due: Event,
     checkpoint_running: Cell<bool>,
+    /// Fired when a checkpoint ends.
+    checkpoint_finished: Event,
     closing: Cell<bool>,
 }
 
@@ -172,6 +176,14 @@ impl Engine {
                 }
             })?;
             let id = PartitionId(id);
+            // A declared partition always has its tree (created and checkpointed before the
+            // declaration is renamed into place): a missing one lost data.
+            let tree_file = tree_path(&dir, id);
+            if std::fs::metadata(&tree_file).map_or(true, |m| m.len() == 0) {
+                return Err(EngineError::MissingTree {
+                    path: tree_file.display().to_string(),
+                });
+            }
             let p = Self::open_partition(&cache, &dir, id, schema).await?;
             partitions.insert(id, Rc::new(p));
         }
@@ -186,6 +198,7 @@ impl Engine {
                 checkpoint_mark_bytes: Cell::new(0),
                 checkpoint_due: Event::new(),
                 checkpoint_running: Cell::new(false),
+                checkpoint_finished: Event::new(),
                 closing: Cell::new(false),
             }),
         };
@@ -202,6 +215,8 @@ impl Engine {
             }
         }
         engine.replay().await?;
+        let cache = engine.inner.cache.clone();
+        glommio::spawn_local(cache.run_cleaner(64)).detach();
         Ok(engine)
     }
 
@@ -366,6 +381,15 @@ impl Engine {
         condition: &Condition,
     ) -> Result<Option<Item>, EngineError> {
         self.check_alive()?;
+        // Refuse before logging: a record the tree cannot take would stop the engine at
+        // apply, and again at every replay.
+        if key.len() > KEY_BYTES_MAX {
+            return Err(EngineError::Storage(StorageError::KeyTooLarge {
+                len: key.len(),
+                max: KEY_BYTES_MAX,
+            }));
+        }
+        p.tree.prefetch(key).await;
         let guard = p.lock.write().await.map_err(|_| EngineError::Closed)?;
         self.check_alive()?;
         let old = match p.tree.get(key).await? {
@@ -544,6 +568,7 @@ impl Engine {
         inner.checkpoint_mark_bytes.set(inner.wal.stats().bytes);
         let result = self.checkpoint_all().await;
         inner.checkpoint_running.set(false);
+        inner.checkpoint_finished.notify(usize::MAX);
         if let Err(e) = &result {
             return Err(self.fail(format!("checkpoint: {e}")));
         }
@@ -604,13 +629,22 @@ impl Engine {
         Ok(p.tree.check().await?)
     }
 
-    /// Checkpoints, stops the checkpointer and closes the WAL.
+    /// Waits for a checkpoint in progress, checkpoints, stops the background tasks and
+    /// closes the WAL.
     pub async fn close(self) -> Result<(), EngineError> {
+        loop {
+            let l = self.inner.checkpoint_finished.listen();
+            if !self.inner.checkpoint_running.get() {
+                break;
+            }
+            l.await;
+        }
         if self.inner.failed.borrow().is_none() {
             self.checkpoint().await?;
         }
         self.inner.closing.set(true);
         self.inner.checkpoint_due.notify(usize::MAX);
+        self.inner.cache.stop_cleaner();
         self.inner.wal.clone().close().await?;
         Ok(())
     }

@@ -83,6 +83,12 @@ pub enum EngineError {
         /// The last LSN in the WAL.
         wal_lsn: u64,
     },
+    /// A declared partition's tree file is missing or empty.
+    #[error("{path}: the tree of a declared partition is missing")]
+    MissingTree {
+        /// The tree file.
+        path: String,
+    },
     /// An earlier failure stopped the engine; restart to recover from the WAL.
     #[error("engine stopped after a failure: {reason}")]
     Failed {
