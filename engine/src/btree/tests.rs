@@ -179,7 +179,7 @@ fn prefetches_racing_a_writer_never_corrupt_the_tree() {
                     let k = (i.wrapping_mul(0x9E37_79B9) % 1500).to_be_bytes();
                     if i % 5 == 4 {
                         tree.delete(&k, i + 1).await.unwrap();
-                        model.remove(&k.to_vec());
+                        model.remove(k.as_slice());
                     } else {
                         let v = value(200 + (i % 700) as usize, i as u8);
                         tree.put(&k, &v, i + 1).await.unwrap();
