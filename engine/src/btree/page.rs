@@ -246,6 +246,7 @@ fn verify_sorted(page: &[u8]) -> Result<(), &'static str> {
         return Err("slot array past the page");
     }
     let mut previous: Option<&[u8]> = None;
+    let mut packed_end = PAGE_BYTES;
     for i in 0..n {
         let at = HEADER_BYTES + i * SLOT_BYTES;
         let off = read_u16(page, at).ok_or("slot unreadable")?;
@@ -259,6 +260,11 @@ fn verify_sorted(page: &[u8]) -> Result<(), &'static str> {
         if end > PAGE_BYTES {
             return Err("cell past the page");
         }
+        // `build` packs cells against the end in slot order; `used_bytes` relies on it.
+        if end != packed_end {
+            return Err("cells not packed in slot order");
+        }
+        packed_end = off;
         let key = page
             .get(key_start..key_start + key_len)
             .ok_or("key past the page")?;
@@ -310,6 +316,18 @@ pub const fn cell_bytes_max_fits(key_bytes: usize, value_bytes: usize) -> bool {
     SLOT_BYTES + CELL_PREFIX_BYTES + key_bytes + value_bytes <= CELL_BYTES_MAX
 }
 
+/// Bytes the cells of a verified sorted page take, slots included (header excluded).
+pub fn used_bytes(page: &[u8]) -> usize {
+    let n = count(page);
+    // Cells are packed against the end in slot order (checked by `verify`), so the last
+    // slot's cell is the lowest.
+    let lowest = match n.checked_sub(1) {
+        Some(last) => read_u16(page, HEADER_BYTES + last * SLOT_BYTES).unwrap_or(PAGE_BYTES),
+        None => PAGE_BYTES,
+    };
+    n * SLOT_BYTES + (PAGE_BYTES - lowest)
+}
+
 /// Bytes a cell takes in a sorted page, slot included.
 pub fn cell_bytes(key: &[u8], value: &[u8]) -> usize {
     SLOT_BYTES + CELL_PREFIX_BYTES + key.len() + value.len()
@@ -353,6 +371,23 @@ impl<'a> Splice<'a> {
                 j - self.inserted.len() + self.removed,
             ),
         }
+    }
+
+    /// Bytes all cells after the edit take in a page, header included. O(edit): the old
+    /// page's share comes from its layout (cells are packed against the end by
+    /// [`build`]), not from a walk over its cells.
+    pub fn total_bytes(&self) -> usize {
+        let old = self.page.map_or(0, used_bytes);
+        let removed: usize = (self.at..self.at + self.removed)
+            .map(|j| {
+                let (k, v) = cell(self.page.unwrap_or_default(), j);
+                cell_bytes(k, v)
+            })
+            .sum();
+        let inserted: usize = self.inserted.iter().map(|(k, v)| cell_bytes(k, v)).sum();
+        let total = HEADER_BYTES + old - removed + inserted;
+        debug_assert_eq!(total, self.bytes(0..self.len()));
+        total
     }
 
     /// Bytes the cells `range` take in a page, header included.

@@ -529,7 +529,7 @@ impl<F: PageFile> Tree<F> {
                 inserted,
             };
             let n = s.len();
-            let fits = s.bytes(0..n) <= PAGE_BYTES;
+            let fits = s.total_bytes() <= PAGE_BYTES;
             (n, (!fits).then(|| s.split_point()))
         };
         let right = match cut {
