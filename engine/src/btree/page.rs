@@ -44,6 +44,8 @@ const _: () = assert!(core::mem::size_of::<PageHeader>() == HEADER_BYTES);
 const SLOT_BYTES: usize = 2;
 /// Bytes of a cell's fixed prefix (key length, value length).
 const CELL_PREFIX_BYTES: usize = 4;
+/// The most cells a sorted page can hold (all keys and values empty).
+const CELLS_MAX: usize = (PAGE_BYTES - HEADER_BYTES) / (SLOT_BYTES + CELL_PREFIX_BYTES);
 /// The largest cell (prefix + key + value) a sorted page accepts. A quarter of the usable
 /// space guarantees that any page plus one more cell splits into two pages that each fit.
 pub const CELL_BYTES_MAX: usize = (PAGE_BYTES - HEADER_BYTES) / 4 - SLOT_BYTES;
@@ -424,10 +426,20 @@ impl<'a> Splice<'a> {
 pub fn build(out: &mut [u8], kind: PageKind, splice: &Splice<'_>, range: core::ops::Range<usize>) {
     assert_eq!(out.len(), PAGE_BYTES, "page buffer size");
     assert!(matches!(kind, PageKind::Leaf | PageKind::Branch));
+    if let Some(page) = splice.page {
+        if range.start == 0 && range.end == splice.len() {
+            build_spliced(out, kind, page, splice);
+            debug_assert!(verify_sorted(out).is_ok());
+            return;
+        }
+    }
     let n = range.len();
     let need = splice.bytes(range.clone());
     assert!(need <= PAGE_BYTES, "page overfull: {need} bytes");
-    out.fill(0);
+    // Zero the header and the slot area; the gap below the cells is zeroed after them.
+    if let Some(head) = out.get_mut(..HEADER_BYTES + range.len() * SLOT_BYTES) {
+        head.fill(0);
+    }
     {
         let h = header_mut(out);
         h.kind = kind as u8;
@@ -452,7 +464,91 @@ pub fn build(out: &mut [u8], kind: PageKind, splice: &Splice<'_>, range: core::o
         }
         end = start;
     }
+    // The free gap holds zeros, so that a page's bytes depend only on its cells.
+    if let Some(gap) = out.get_mut(HEADER_BYTES + n * SLOT_BYTES..end) {
+        gap.fill(0);
+    }
     debug_assert!(verify_sorted(out).is_ok());
+}
+
+/// The whole-page edit, by blocks: the cells before the edit keep their bytes and offsets,
+/// the cells after it move as one block, and only the inserted cells are encoded. This is
+/// the hot path of every put; [`build`]'s cell-by-cell loop is the reference it must
+/// match (checked in debug builds and by the property tests).
+fn build_spliced(out: &mut [u8], kind: PageKind, page: &[u8], splice: &Splice<'_>) {
+    let need = splice.total_bytes();
+    assert!(need <= PAGE_BYTES, "page overfull: {need} bytes");
+    let n_old = count(page);
+    let slot_old = |i: usize| read_u16(page, HEADER_BYTES + i * SLOT_BYTES).unwrap_or(PAGE_BYTES);
+    // Cells are packed against the end in slot order: cell i ends where cell i-1 starts.
+    let cell_end_old = |i: usize| if i == 0 { PAGE_BYTES } else { slot_old(i - 1) };
+    let n = splice.len();
+    let (at, removed) = (splice.at, splice.removed);
+    assert!(n <= CELLS_MAX, "{n} cells in one page");
+    let mut slots = [0u16; CELLS_MAX];
+    // Cells before the edit: same bytes, same offsets.
+    let prefix_lo = cell_end_old(at);
+    if let (Some(dst), Some(src)) = (out.get_mut(prefix_lo..), page.get(prefix_lo..)) {
+        dst.copy_from_slice(src);
+    }
+    for (i, slot) in slots.iter_mut().enumerate().take(at) {
+        *slot = slot_old(i) as u16;
+    }
+    // The inserted cells, encoded one by one.
+    let mut end = prefix_lo;
+    for (m, (k, v)) in splice.inserted.iter().enumerate() {
+        let len = CELL_PREFIX_BYTES + k.len() + v.len();
+        let start = end - len;
+        write_cell(out.get_mut(start..end).unwrap_or_default(), k, v);
+        if let Some(slot) = slots.get_mut(at + m) {
+            *slot = start as u16;
+        }
+        end = start;
+    }
+    // Cells after the edit: one block, shifted.
+    let first_after = at + removed;
+    if first_after < n_old {
+        let hi = cell_end_old(first_after);
+        let lo = slot_old(n_old - 1);
+        let new_lo = end - (hi - lo);
+        if let (Some(dst), Some(src)) = (out.get_mut(new_lo..end), page.get(lo..hi)) {
+            dst.copy_from_slice(src);
+        }
+        let base = at + splice.inserted.len();
+        for j in first_after..n_old {
+            if let Some(slot) = slots.get_mut(base + j - first_after) {
+                *slot = (slot_old(j) + new_lo - lo) as u16;
+            }
+        }
+        end = new_lo;
+    }
+    if let Some(head) = out.get_mut(..HEADER_BYTES) {
+        head.fill(0);
+    }
+    {
+        let h = header_mut(out);
+        h.kind = kind as u8;
+        h.count.set(n as u16);
+    }
+    for (i, slot) in slots.iter().enumerate().take(n) {
+        let at = HEADER_BYTES + i * SLOT_BYTES;
+        if let Some(s) = out.get_mut(at..at + SLOT_BYTES) {
+            s.copy_from_slice(&slot.to_le_bytes());
+        }
+    }
+    if let Some(gap) = out.get_mut(HEADER_BYTES + n * SLOT_BYTES..end) {
+        gap.fill(0);
+    }
+}
+
+fn write_cell(cell_out: &mut [u8], k: &[u8], v: &[u8]) {
+    let (prefix, rest) = cell_out.split_at_mut(CELL_PREFIX_BYTES);
+    let (kl, vl) = prefix.split_at_mut(2);
+    kl.copy_from_slice(&(k.len() as u16).to_le_bytes());
+    vl.copy_from_slice(&(v.len() as u16).to_le_bytes());
+    let (kd, vd) = rest.split_at_mut(k.len());
+    kd.copy_from_slice(k);
+    vd.copy_from_slice(v);
 }
 
 /// Writes an overflow page holding `payload`, linked to `next` (0 ends the chain).
@@ -586,6 +682,46 @@ mod tests {
         let cut = s.split_point();
         assert!(s.bytes(0..cut) <= PAGE_BYTES);
         assert!(s.bytes(cut..s.len()) <= PAGE_BYTES);
+    }
+
+    proptest::proptest! {
+        /// The block-copy edit builds exactly the page the cell-by-cell reference builds.
+        #[test]
+        fn spliced_build_matches_the_reference(
+            keys in proptest::collection::btree_set(proptest::collection::vec(0u8..4, 1..6), 0..60),
+            value_len in 0usize..40,
+            at_frac in 0.0f64..1.0,
+            removed in 0usize..3,
+            ins in proptest::collection::vec(0u8..255, 0..3),
+        ) {
+            let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+            let value = vec![9u8; value_len];
+            let cells: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (&k[..], &value[..])).collect();
+            let old = page_of(&cells);
+            let at = ((keys.len() as f64) * at_frac) as usize;
+            let removed = removed.min(keys.len() - at);
+            // Inserted keys that keep the order: between the neighbours of the edit.
+            let lo = if at == 0 { vec![] } else { keys[at - 1].clone() };
+            let mut new_keys: Vec<Vec<u8>> = Vec::new();
+            for (m, b) in ins.iter().enumerate() {
+                let mut k = lo.clone();
+                k.push(4 + m as u8);
+                k.push(*b);
+                new_keys.push(k);
+            }
+            if let Some(next) = keys.get(at + removed) {
+                new_keys.retain(|k| k < next);
+            }
+            let inserted: Vec<(&[u8], &[u8])> = new_keys.iter().map(|k| (&k[..], &b"new"[..])).collect();
+            let s = Splice { page: Some(&old), at, removed, inserted: &inserted };
+            let all: Vec<(&[u8], &[u8])> = (0..s.len()).map(|j| s.get(j)).collect();
+            let reference_splice = Splice { page: None, at: 0, removed: 0, inserted: &all };
+            let mut fast = vec![0xAAu8; PAGE_BYTES];
+            let mut reference = vec![0u8; PAGE_BYTES];
+            build(&mut fast, PageKind::Leaf, &s, 0..s.len());
+            build(&mut reference, PageKind::Leaf, &reference_splice, 0..all.len());
+            proptest::prop_assert_eq!(fast, reference);
+        }
     }
 
     #[test]

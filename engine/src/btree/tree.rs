@@ -560,7 +560,7 @@ impl<F: PageFile> Tree<F> {
                 }
             }
         };
-        p.bytes_mut(lsn).copy_from_slice(&scratch);
+        p.swap_in(&mut scratch, lsn);
         Ok(match (separator, right) {
             (Some(sep), Some(r)) => Some((sep, r.id())),
             _ => None,

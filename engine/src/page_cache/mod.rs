@@ -540,6 +540,19 @@ impl<F: PageFile> PageRef<F> {
         }
         RefMut::map(self.cache.frames[self.frame].borrow_mut(), |b| &mut b[..])
     }
+
+    /// Replaces the page's bytes by `buf`'s (an edit at `lsn`), handing the old bytes back
+    /// in `buf`: a pointer swap, where a copy would move a whole page.
+    pub fn swap_in(&self, buf: &mut Box<[u8]>, lsn: u64) {
+        assert_eq!(buf.len(), PAGE_BYTES, "swap of a buffer that is not a page");
+        {
+            let mut s = self.cache.state.borrow_mut();
+            let m = &mut s.meta[self.frame];
+            m.dirty = true;
+            m.lsn = m.lsn.max(lsn);
+        }
+        std::mem::swap(&mut *self.cache.frames[self.frame].borrow_mut(), buf);
+    }
 }
 
 impl<F: PageFile> Drop for PageRef<F> {
