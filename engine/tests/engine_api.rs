@@ -314,7 +314,8 @@ proptest! {
             }
             for u in 0..4u8 {
                 let user = format!("u{u}");
-                let range = KeyRange::query(&KeyValue::S(user.clone()), &SortCondition::Any).unwrap();
+                let pk = KeyValue::S(user.clone());
+                let range = KeyRange::query(&pk, &SortCondition::Any).unwrap();
                 let page = e.scan(P, &range, false, 1000, None).await.unwrap();
                 let want: Vec<Item> = model
                     .range((user.clone(), i64::MIN)..=(user.clone(), i64::MAX))

@@ -712,7 +712,8 @@ mod tests {
             if let Some(next) = keys.get(at + removed) {
                 new_keys.retain(|k| k < next);
             }
-            let inserted: Vec<(&[u8], &[u8])> = new_keys.iter().map(|k| (&k[..], &b"new"[..])).collect();
+            let inserted: Vec<(&[u8], &[u8])> =
+                new_keys.iter().map(|k| (&k[..], &b"new"[..])).collect();
             let s = Splice { page: Some(&old), at, removed, inserted: &inserted };
             let all: Vec<(&[u8], &[u8])> = (0..s.len()).map(|j| s.get(j)).collect();
             let reference_splice = Splice { page: None, at: 0, removed: 0, inserted: &all };

@@ -34,7 +34,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(k, n, b)| Op::Put(k, n, b)),
         3 => key().prop_map(Op::Delete),
         3 => key().prop_map(Op::Get),
-        2 => (key(), key(), any::<bool>(), 1usize..50).prop_map(|(a, b, r, l)| Op::Scan(a, b, r, l)),
+        2 => (key(), key(), any::<bool>(), 1usize..50)
+            .prop_map(|(a, b, r, l)| Op::Scan(a, b, r, l)),
         1 => Just(Op::Checkpoint),
         1 => Just(Op::Crash),
     ]

@@ -74,7 +74,10 @@ pub enum EngineError {
         lsn: u64,
     },
     /// A tree's checkpoint is newer than the end of the WAL: the log lost durable records.
-    #[error("partition {partition} is checkpointed at LSN {checkpoint_lsn} but the WAL ends at {wal_lsn}")]
+    #[error(
+        "partition {partition} is checkpointed at LSN {checkpoint_lsn} \
+         but the WAL ends at {wal_lsn}"
+    )]
     WalBehindCheckpoint {
         /// The partition.
         partition: u64,
