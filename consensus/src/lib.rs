@@ -26,6 +26,7 @@ pub mod message;
 pub mod prng;
 pub mod quorum;
 pub mod replica;
+pub mod sim;
 pub mod types;
 
 pub use membership::{ConfigChange, Member, MemberKind, Membership, MembershipError};

@@ -1,0 +1,78 @@
+//! The deterministic simulator as a test: a fixed seed budget in CI, any number on demand.
+//!
+//! - `KEEL_SIM_SEEDS=N` runs N seeds (default 300), from `KEEL_SIM_SEED_START` (default 0).
+//! - `KEEL_SIM_SEED=S` with `replay_one_seed` replays one seed and prints its report.
+//! - `KEEL_SIM_SAFETY_MS=T` lengthens each run's fault phase (default 4000 ms simulated).
+
+use keel_consensus::sim::{run_seed, RunOptions};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn options(seed: u64) -> RunOptions {
+    let mut o = RunOptions::ci(seed);
+    o.safety_ms = env_u64("KEEL_SIM_SAFETY_MS", o.safety_ms);
+    o
+}
+
+#[test]
+fn seeds_run_clean() {
+    let start = env_u64("KEEL_SIM_SEED_START", 0);
+    let seeds = env_u64("KEEL_SIM_SEEDS", 300);
+    let mut events = 0u64;
+    let mut writes = 0u64;
+    let mut reads = 0u64;
+    let mut failures = Vec::new();
+    for seed in start..start + seeds {
+        let result = std::panic::catch_unwind(|| run_seed(options(seed)));
+        match result {
+            Ok(Ok(report)) => {
+                events += report.events;
+                writes += report.writes_acked;
+                reads += report.strong_reads;
+            }
+            Ok(Err(failure)) => {
+                eprintln!("{failure}");
+                failures.push(seed);
+            }
+            Err(_) => {
+                eprintln!(
+                    "seed {seed} panicked\n  replay: KEEL_SIM_SEED={seed} cargo test -p \
+                     keel-consensus --release --test sim -- replay_one_seed --nocapture"
+                );
+                failures.push(seed);
+            }
+        }
+    }
+    eprintln!(
+        "simulator: {seeds} seeds from {start}, {events} events, {writes} acked writes, \
+         {reads} strong reads, failures {failures:?}"
+    );
+    assert!(failures.is_empty(), "failing seeds: {failures:?}");
+}
+
+#[test]
+fn a_seed_replays_to_the_same_trace() {
+    for seed in [3u64, 17, 101] {
+        let a = run_seed(options(seed)).expect("seed runs clean");
+        let b = run_seed(options(seed)).expect("seed runs clean");
+        assert_eq!(a.trace_hash, b.trace_hash, "seed {seed} did not replay");
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn replay_one_seed() {
+    let Ok(seed) = std::env::var("KEEL_SIM_SEED") else {
+        return;
+    };
+    let seed: u64 = seed.parse().expect("KEEL_SIM_SEED is a number");
+    match run_seed(options(seed)) {
+        Ok(report) => eprintln!("{report:#?}"),
+        Err(failure) => panic!("{failure}"),
+    }
+}
