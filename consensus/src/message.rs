@@ -91,6 +91,9 @@ pub enum Message {
         term: Term,
         /// Whether the vote would be granted.
         granted: bool,
+        /// The voter's own term: a pre-candidate behind it catches up (etcd does the same),
+        /// or it could never win a pre-vote again.
+        voter_term: Term,
     },
     /// Vote for me in `term`.
     Vote {

@@ -73,6 +73,9 @@ pub struct Config {
 pub(crate) struct Bugs {
     /// Commit an entry once any single follower (a minority) has it.
     pub commit_on_minority: bool,
+    /// Grant votes and pre-votes while still hearing from a leader (no stickiness), which
+    /// is what a lease relies on.
+    pub vote_ignores_lease: bool,
 }
 
 /// A configuration that cannot work.
@@ -422,10 +425,10 @@ impl Replica {
         let has_state = boot.snapshot.data.is_some();
         let log = RaftLog::recover(boot.snapshot.meta.clone(), boot.entries);
         let mut r = Replica {
-            lease_ms: if config.lease_reads {
-                lease_ms(config.election_timeout_min_ms, config.clock_drift_max_ppm)
-            } else {
+            lease_ms: if !config.lease_reads {
                 0
+            } else {
+                lease_ms(config.election_timeout_min_ms, config.clock_drift_max_ppm)
             },
             prng: Prng::new(config.seed),
             term: boot.hard_state.term,
@@ -799,6 +802,10 @@ impl Replica {
     }
 
     fn in_lockout(&self, now: Tick) -> bool {
+        #[cfg(test)]
+        if self.config.bugs.vote_ignores_lease && self.role != Role::Leader {
+            return false;
+        }
         self.role == Role::Leader
             || now
                 < self
@@ -948,7 +955,16 @@ impl Replica {
             && !self.in_lockout(now)
             && self.membership.contains(from)
             && self.log.is_up_to_date(last_index, last_term);
-        self.send(from, Message::PreVoteResponse { term, granted }, out);
+        let voter_term = self.term;
+        self.send(
+            from,
+            Message::PreVoteResponse {
+                term,
+                granted,
+                voter_term,
+            },
+            out,
+        );
     }
 
     fn handle_vote(&mut self, now: Tick, from: NodeId, msg: &Message, out: &mut Actions) {
@@ -1012,8 +1028,14 @@ impl Replica {
         let mt = env.msg.term();
         match &env.msg {
             Message::PreVote { .. } => self.handle_pre_vote(now, from, &env.msg, out),
-            Message::PreVoteResponse { term, granted } => {
-                if self.role == Role::PreCandidate && *term == self.term.next() {
+            Message::PreVoteResponse {
+                term,
+                granted,
+                voter_term,
+            } => {
+                if self.role == Role::PreCandidate && !*granted && *voter_term > self.term {
+                    self.become_follower(now, *voter_term, None, out);
+                } else if self.role == Role::PreCandidate && *term == self.term.next() {
                     self.votes.insert(from, *granted);
                     self.tally(now, out);
                 }

@@ -26,6 +26,8 @@ fn seeds_run_clean() {
     let mut events = 0u64;
     let mut writes = 0u64;
     let mut reads = 0u64;
+    let mut changes = 0u64;
+    let mut snapshots = 0u64;
     let mut failures = Vec::new();
     for seed in start..start + seeds {
         let result = std::panic::catch_unwind(|| run_seed(options(seed)));
@@ -34,6 +36,8 @@ fn seeds_run_clean() {
                 events += report.events;
                 writes += report.writes_acked;
                 reads += report.strong_reads;
+                changes += report.membership_changes;
+                snapshots += report.snapshots_installed;
             }
             Ok(Err(failure)) => {
                 eprintln!("{failure}");
@@ -50,7 +54,8 @@ fn seeds_run_clean() {
     }
     eprintln!(
         "simulator: {seeds} seeds from {start}, {events} events, {writes} acked writes, \
-         {reads} strong reads, failures {failures:?}"
+         {reads} strong reads, {changes} membership changes, {snapshots} snapshots \
+         installed, failures {failures:?}"
     );
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
 }

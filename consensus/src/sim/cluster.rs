@@ -255,6 +255,8 @@ pub struct World {
     report: RunReport,
     failure: Option<String>,
     hosts_max: usize,
+    #[cfg(test)]
+    bugs: crate::replica::Bugs,
 }
 
 const TICK_MS: u64 = 5;
@@ -303,6 +305,27 @@ impl World {
     }
 
     fn with_shape(seed: u64, shape: Shape, prng: Prng) -> World {
+        #[cfg(test)]
+        {
+            World::with_shape_bugs(seed, shape, prng, crate::replica::Bugs::default())
+        }
+        #[cfg(not(test))]
+        {
+            World::build(seed, shape, prng)
+        }
+    }
+
+    #[cfg(test)]
+    fn with_shape_bugs(seed: u64, shape: Shape, prng: Prng, bugs: crate::replica::Bugs) -> World {
+        World::build(seed, shape, prng, bugs)
+    }
+
+    fn build(
+        seed: u64,
+        shape: Shape,
+        prng: Prng,
+        #[cfg(test)] bugs: crate::replica::Bugs,
+    ) -> World {
         let mut w = World {
             seed,
             report: RunReport {
@@ -340,6 +363,8 @@ impl World {
             healed: false,
             heal_write_acked: false,
             failure: None,
+            #[cfg(test)]
+            bugs,
         };
         let ids: Vec<NodeId> = (1..=w.shape.replicas as u64).map(NodeId).collect();
         let membership = Membership::storage(&ids).unwrap_or_default();
@@ -369,6 +394,10 @@ impl World {
         c.lease_reads = self.shape.lease_reads;
         c.append_entries_max = 16;
         c.inflight_entries_max = 64;
+        #[cfg(test)]
+        {
+            c.bugs = self.bugs;
+        }
         c
     }
 
@@ -964,6 +993,14 @@ impl World {
         if self.shape.partitions && roll < 3 {
             if self.network.is_partitioned() && self.prng.below(2) == 0 {
                 self.network.heal();
+            } else if self.prng.below(2) == 0 {
+                // Cut one link: a non-transitive partition (A and C both reach B, not each
+                // other), the shape that tests leader stickiness.
+                let a = self.prng.below(n as u64) + 1;
+                let b = self.prng.below(n as u64) + 1;
+                if a != b {
+                    self.network.partition(&[NodeId(a)], &[NodeId(b)]);
+                }
             } else {
                 self.network.heal();
                 let ids: Vec<NodeId> = self.hosts.iter().map(|x| x.id).collect();
@@ -1113,4 +1150,55 @@ impl World {
 /// See [`World::run`].
 pub fn run_seed(options: RunOptions) -> Result<RunReport, RunFailure> {
     World::new(options.seed).run(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replica::Bugs;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// Runs seeds with a bug injected (from the first host on) until one fails.
+    fn first_failing_seed(bugs: Bugs, seeds: u64) -> Option<(u64, String)> {
+        for seed in 0..seeds {
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                let mut prng = Prng::new(seed);
+                let shape = Shape::draw(&mut prng);
+                let mut w = World::with_shape_bugs(seed, shape, prng, bugs);
+                w.bugs = bugs;
+                w.run(RunOptions::ci(seed))
+            }));
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(f)) => return Some((seed, f.what)),
+                Err(_) => return Some((seed, "a replica assertion fired".to_string())),
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn simulator_catches_commit_on_minority() {
+        let bugs = Bugs {
+            commit_on_minority: true,
+            ..Bugs::default()
+        };
+        let found = first_failing_seed(bugs, 300);
+        assert!(found.is_some(), "300 seeds missed a minority commit");
+        eprintln!("commit_on_minority caught: {found:?}");
+    }
+
+    #[test]
+    fn simulator_catches_votes_granted_under_a_lease() {
+        let bugs = Bugs {
+            vote_ignores_lease: true,
+            ..Bugs::default()
+        };
+        let found = first_failing_seed(bugs, 300);
+        assert!(
+            found.is_some(),
+            "300 seeds missed votes granted under a lease"
+        );
+        eprintln!("vote_ignores_lease caught: {found:?}");
+    }
 }

@@ -214,9 +214,9 @@ mod tests {
             w(1, 10, 0, Some(1)),
             w(1, 11, 2, Some(6)),
             r(1, Some(11), 3, 4),
-            r(1, Some(10), 3, 5),
+            r(1, Some(10), 5, 6),
         ];
-        // 11 was read (so 11 took effect before 4), then 10 read at 5: not linearizable.
+        // 11 was read (so it took effect before 4), then 10 read after 5: not linearizable.
         assert!(check(&h).is_err());
         let h = [
             w(1, 10, 0, Some(1)),
