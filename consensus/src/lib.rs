@@ -23,6 +23,7 @@ pub mod lease;
 pub mod log;
 pub mod membership;
 pub mod message;
+pub mod multi;
 pub mod prng;
 pub mod quorum;
 pub mod replica;

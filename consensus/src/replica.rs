@@ -612,6 +612,19 @@ impl Replica {
 
     // ----- inputs -----
 
+    /// The driver learnt that this follower's leader was alive at `at` on this replica's
+    /// clock (a heartbeat coalesced per node pair, for a quiesced group). Refusing votes
+    /// for longer is always safe; it also pushes back the election timer.
+    pub fn leader_alive(&mut self, at: Tick) {
+        if self.role != Role::Follower || self.leader.is_none() {
+            return;
+        }
+        if at > self.leader_contact_at {
+            self.leader_contact_at = at;
+            self.reset_election_deadline(at);
+        }
+    }
+
     /// Feeds one input.
     pub fn step(&mut self, now: Tick, input: Input, out: &mut Actions) {
         match input {
