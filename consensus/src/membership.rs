@@ -210,9 +210,66 @@ impl Membership {
     }
 }
 
+/// The next step of the leader's placement policy (DynamoDB's log replicas): a storage
+/// replica that has been `lost` (silent past the driver's threshold, see
+/// `Replica::lagging_peers`) is removed; while the group is below `voters_target`, a
+/// `spare` node joins, first as a log replica (it needs no state machine, so the write
+/// quorum is whole again in seconds) and, once a log replica is there, as storage; with
+/// the group whole, a log replica is promoted to storage (it then installs a snapshot),
+/// which replaces the lost storage replica for good. One change at a time; `None` when
+/// nothing is to be done.
+#[must_use]
+pub fn repair(
+    membership: &Membership,
+    lost: &[NodeId],
+    voters_target: usize,
+    spare: Option<NodeId>,
+) -> Option<ConfigChange> {
+    if membership.len() >= 3 {
+        if let Some(id) = lost.iter().find(|id| membership.contains(**id)) {
+            return Some(ConfigChange::Remove(*id));
+        }
+    }
+    let log_replica = membership
+        .members()
+        .iter()
+        .find(|m| m.kind == MemberKind::Log)
+        .map(|m| m.id);
+    if membership.len() < voters_target {
+        let spare = spare.filter(|id| !membership.contains(*id))?;
+        return Some(if log_replica.is_none() {
+            ConfigChange::AddLog(spare)
+        } else {
+            ConfigChange::AddStorage(spare)
+        });
+    }
+    if lost.is_empty() {
+        return log_replica.map(ConfigChange::Promote);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repair_replaces_a_lost_storage_replica_through_a_log_replica() {
+        let (a, b, c, d) = (NodeId(1), NodeId(2), NodeId(3), NodeId(4));
+        let m = Membership::storage(&[a, b, c]).unwrap();
+        // c is lost: remove it, add d as a log replica, then promote d.
+        let step = repair(&m, &[c], 3, Some(d)).unwrap();
+        assert_eq!(step, ConfigChange::Remove(c));
+        let m = m.apply(step).unwrap();
+        let step = repair(&m, &[], 3, Some(d)).unwrap();
+        assert_eq!(step, ConfigChange::AddLog(d));
+        let m = m.apply(step).unwrap();
+        let step = repair(&m, &[], 3, None).unwrap();
+        assert_eq!(step, ConfigChange::Promote(d));
+        let m = m.apply(step).unwrap();
+        assert_eq!(repair(&m, &[], 3, None), None);
+        assert_eq!(m.kind_of(d), Some(MemberKind::Storage));
+    }
 
     fn ids(m: &Membership) -> Vec<u64> {
         m.voters().map(|n| n.0).collect()

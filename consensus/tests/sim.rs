@@ -28,6 +28,7 @@ fn seeds_run_clean() {
     let mut reads = 0u64;
     let mut changes = 0u64;
     let mut snapshots = 0u64;
+    let mut promotions = 0u64;
     let mut failures = Vec::new();
     for seed in start..start + seeds {
         let result = std::panic::catch_unwind(|| run_seed(options(seed)));
@@ -38,6 +39,7 @@ fn seeds_run_clean() {
                 reads += report.strong_reads;
                 changes += report.membership_changes;
                 snapshots += report.snapshots_installed;
+                promotions += report.promotions;
             }
             Ok(Err(failure)) => {
                 eprintln!("{failure}");
@@ -55,7 +57,7 @@ fn seeds_run_clean() {
     eprintln!(
         "simulator: {seeds} seeds from {start}, {events} events, {writes} acked writes, \
          {reads} strong reads, {changes} membership changes, {snapshots} snapshots \
-         installed, failures {failures:?}"
+         installed, {promotions} log replicas promoted, failures {failures:?}"
     );
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
 }

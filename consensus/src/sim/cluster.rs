@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use crate::membership::{ConfigChange, MemberKind, Membership};
+use crate::membership::{ConfigChange, Membership};
 use crate::message::{Envelope, Payload};
 use crate::prng::Prng;
 use crate::replica::{
@@ -134,6 +134,10 @@ pub struct RunReport {
     pub term_max: u64,
     /// Membership changes committed... proposed and accepted by a leader.
     pub membership_changes: u64,
+    /// Log replicas added by the placement policy.
+    pub log_replicas_added: u64,
+    /// Log replicas promoted to storage.
+    pub promotions: u64,
     /// Snapshots installed from a leader.
     pub snapshots_installed: u64,
     /// Messages routed.
@@ -338,6 +342,8 @@ impl World {
                 eventual_reads: 0,
                 term_max: 0,
                 membership_changes: 0,
+                log_replicas_added: 0,
+                promotions: 0,
                 snapshots_installed: 0,
                 messages: 0,
                 crashes: 0,
@@ -1049,44 +1055,29 @@ impl World {
         let membership = membership.clone();
         let local = self.hosts.get(lh).map_or(Tick(0), |x| x.local(now_ms));
         let lost: Vec<NodeId> = leader.lagging_peers(local, 1_000);
-        let logs: Vec<NodeId> = membership
-            .members()
-            .iter()
-            .filter(|m| m.kind == MemberKind::Log)
-            .map(|m| m.id)
-            .collect();
         let roll = self.prng.below(10);
-        let change = if let Some(lost) = lost.first().filter(|_| membership.len() >= 3) {
-            Some(ConfigChange::Remove(*lost))
-        } else if membership.len() < self.shape.replicas {
-            if self.hosts.len() >= self.hosts_max {
-                None
-            } else {
-                let log = logs.is_empty() && roll < 7;
-                let boot = Boot::join(!log);
-                let h = self.add_host(boot);
-                let id = NodeId(h as u64 + 1);
-                Some(if log {
-                    ConfigChange::AddLog(id)
-                } else {
-                    ConfigChange::AddStorage(id)
-                })
+        let spare =
+            (self.hosts.len() < self.hosts_max).then(|| NodeId(self.hosts.len() as u64 + 1));
+        let mut change = crate::membership::repair(&membership, &lost, self.shape.replicas, spare);
+        match change {
+            Some(ConfigChange::AddLog(id) | ConfigChange::AddStorage(id)) => {
+                let storage = matches!(change, Some(ConfigChange::AddStorage(_)));
+                let h = self.add_host(Boot::join(storage));
+                assert_eq!(NodeId(h as u64 + 1), id, "spare ids are host positions");
             }
-        } else if let Some(log) = logs.first().filter(|_| roll < 4) {
-            Some(ConfigChange::Promote(*log))
-        } else if roll == 9 && membership.len() > 3 {
-            let others: Vec<NodeId> = membership
-                .voters()
-                .filter(|v| v.0 != lh as u64 + 1)
-                .collect();
-            let pick = usize::try_from(self.prng.below(others.len() as u64)).unwrap_or(0);
-            others.get(pick).copied().map(ConfigChange::Remove)
-        } else if roll == 8 && membership.len() == 3 && membership.len() < self.shape.replicas + 2 {
-            // Grow by one and shrink later: exercises even-sized groups.
-            None
-        } else {
-            None
-        };
+            // Promote "later": not on every placement round.
+            Some(ConfigChange::Promote(_)) if roll >= 4 => change = None,
+            None if roll == 9 && membership.len() > 3 => {
+                // Move a replica for the sake of it (5-replica groups only).
+                let others: Vec<NodeId> = membership
+                    .voters()
+                    .filter(|v| v.0 != lh as u64 + 1)
+                    .collect();
+                let pick = usize::try_from(self.prng.below(others.len() as u64)).unwrap_or(0);
+                change = others.get(pick).copied().map(ConfigChange::Remove);
+            }
+            _ => {}
+        }
         let Some(change) = change else {
             return;
         };
@@ -1100,6 +1091,11 @@ impl World {
         };
         if replica.change_membership(local, change, &mut out).is_ok() {
             self.report.membership_changes += 1;
+            match change {
+                ConfigChange::AddLog(_) => self.report.log_replicas_added += 1,
+                ConfigChange::Promote(_) => self.report.promotions += 1,
+                _ => {}
+            }
         }
         self.carry_out(lh, out);
     }
