@@ -1131,7 +1131,8 @@ impl World {
             for (leader, term) in &leaders {
                 if term > lease_term {
                     let what = format!(
-                        "{holder} holds a lease of term {lease_term} while {leader} leads term {term}"
+                        "{holder} holds a lease of term {lease_term} while {leader} leads \
+                         term {term}"
                     );
                     self.fail(what);
                 }
