@@ -8,7 +8,8 @@
 //! Invariants (asserted): entries are contiguous from `snapshot.index + 1`; terms never
 //! decrease along the log; a truncation never removes an entry at or below the commit
 //! index; the persisted mark never passes the last index. The log does not decide what to
-//! persist; the replica records each change as a [`PersistOp`] for the driver.
+//! persist; the replica records each change as a
+//! [`PersistOp`](crate::replica::PersistOp) for the driver.
 
 use crate::membership::Membership;
 use crate::message::{Entry, Payload, Snapshot, SnapshotMeta};

@@ -54,6 +54,9 @@ pub enum NodeMessage {
         term: Term,
         /// The leader's commit (= last) index.
         commit: LogIndex,
+        /// The leader's last round: heartbeats of this round or older, still in flight,
+        /// do not wake a quiesced follower.
+        round: u64,
     },
     /// The coalesced heartbeat: the sender is alive.
     Heartbeat {
@@ -117,6 +120,8 @@ struct Slot {
     replica: Replica,
     quiesced: bool,
     quiet_since: Option<Tick>,
+    /// The leader's round when the group quiesced.
+    quiesce_round: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -160,14 +165,13 @@ impl Node {
                 self.peers.entry(v).or_default();
             }
         }
-        self.groups.insert(
-            group,
-            Slot {
-                replica,
-                quiesced: false,
-                quiet_since: None,
-            },
-        );
+        let slot = Slot {
+            replica,
+            quiesced: false,
+            quiet_since: None,
+            quiesce_round: 0,
+        };
+        self.groups.insert(group, slot);
         self.active.insert(group);
     }
 
@@ -237,6 +241,7 @@ impl Node {
                 group,
                 term,
                 commit,
+                round,
             } => {
                 let Some(slot) = self.groups.get_mut(&group) else {
                     return;
@@ -249,6 +254,7 @@ impl Node {
                     && r.log().last_index() == commit;
                 if self.config.quiesce && caught_up && !slot.quiesced {
                     slot.quiesced = true;
+                    slot.quiesce_round = round;
                     self.active.remove(&group);
                     self.peers
                         .entry(from)
@@ -258,7 +264,12 @@ impl Node {
                 }
             }
             NodeMessage::Group { group, msg } => {
-                if !self.groups.contains_key(&group) {
+                let Some(slot) = self.groups.get(&group) else {
+                    return;
+                };
+                if slot.quiesced && Self::sent_before_quiescing(slot, from, &msg) {
+                    // A heartbeat or acknowledgement overtaken by the quiescence: it
+                    // carries nothing the group needs, and must not wake it.
                     return;
                 }
                 self.wake(now, group);
@@ -355,6 +366,38 @@ impl Node {
             .unwrap_or(Err(ReadError::NotLeader { leader: None }))
     }
 
+    fn sent_before_quiescing(slot: &Slot, from: NodeId, msg: &Message) -> bool {
+        let r = &slot.replica;
+        match msg {
+            Message::Append {
+                term,
+                entries,
+                round,
+                commit,
+                ..
+            } => {
+                entries.is_empty()
+                    && *term == r.term()
+                    && r.leader() == Some(from)
+                    && *round <= slot.quiesce_round
+                    && *commit <= r.commit()
+            }
+            Message::AppendResponse {
+                term,
+                result: Ok(_),
+                round,
+                needs_snapshot,
+                ..
+            } => {
+                *term == r.term()
+                    && r.role() == Role::Leader
+                    && *round <= slot.quiesce_round
+                    && !*needs_snapshot
+            }
+            _ => false,
+        }
+    }
+
     fn wake_led_by(&mut self, now: Tick, peer: NodeId) {
         let groups: Vec<GroupId> = self
             .peers
@@ -404,8 +447,13 @@ impl Node {
             return;
         }
         slot.quiesced = true;
+        slot.quiesce_round = slot.replica.round();
         self.active.remove(&group);
-        let (term, commit) = (slot.replica.term(), slot.replica.commit());
+        let (term, commit, round) = (
+            slot.replica.term(),
+            slot.replica.commit(),
+            slot.replica.round(),
+        );
         let me = self.config.id;
         for v in slot.replica.membership().0.voters() {
             if v != me {
@@ -416,6 +464,7 @@ impl Node {
                         group,
                         term,
                         commit,
+                        round,
                     });
             }
         }

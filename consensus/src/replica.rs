@@ -590,6 +590,12 @@ impl Replica {
             .collect()
     }
 
+    /// The leader's current round (every append carries it; read-index counts on it).
+    #[must_use]
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
     /// On a leader: the highest index known to be stored on `peer`.
     #[must_use]
     pub fn match_index(&self, peer: NodeId) -> Option<LogIndex> {
