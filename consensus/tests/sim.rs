@@ -1,6 +1,7 @@
 //! The deterministic simulator as a test: a fixed seed budget in CI, any number on demand.
 //!
 //! - `KEEL_SIM_SEEDS=N` runs N seeds (default 300), from `KEEL_SIM_SEED_START` (default 0).
+//! - `KEEL_SIM_STEPS=N` runs seeds until N events (steps) in all have run.
 //! - `KEEL_SIM_SEED=S` with `replay_one_seed` replays one seed and prints its report.
 //! - `KEEL_SIM_SAFETY_MS=T` lengthens each run's fault phase (default 4000 ms simulated).
 
@@ -22,7 +23,13 @@ fn options(seed: u64) -> RunOptions {
 #[test]
 fn seeds_run_clean() {
     let start = env_u64("KEEL_SIM_SEED_START", 0);
-    let seeds = env_u64("KEEL_SIM_SEEDS", 300);
+    // KEEL_SIM_STEPS=N: keep running seeds until N events (steps) have run.
+    let steps = env_u64("KEEL_SIM_STEPS", 0);
+    let seeds = if steps > 0 {
+        u64::MAX - start
+    } else {
+        env_u64("KEEL_SIM_SEEDS", 300)
+    };
     let mut events = 0u64;
     let mut writes = 0u64;
     let mut reads = 0u64;
@@ -30,7 +37,12 @@ fn seeds_run_clean() {
     let mut snapshots = 0u64;
     let mut promotions = 0u64;
     let mut failures = Vec::new();
+    let mut ran = 0u64;
     for seed in start..start + seeds {
+        if steps > 0 && events >= steps {
+            break;
+        }
+        ran += 1;
         let result = std::panic::catch_unwind(|| run_seed(options(seed)));
         match result {
             Ok(Ok(report)) => {
@@ -55,7 +67,7 @@ fn seeds_run_clean() {
         }
     }
     eprintln!(
-        "simulator: {seeds} seeds from {start}, {events} events, {writes} acked writes, \
+        "simulator: {ran} seeds from {start}, {events} events, {writes} acked writes, \
          {reads} strong reads, {changes} membership changes, {snapshots} snapshots \
          installed, {promotions} log replicas promoted, failures {failures:?}"
     );
