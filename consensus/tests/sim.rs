@@ -36,6 +36,7 @@ fn seeds_run_clean() {
     let mut changes = 0u64;
     let mut snapshots = 0u64;
     let mut promotions = 0u64;
+    let mut lease_reads = 0u64;
     let mut failures = Vec::new();
     let mut ran = 0u64;
     for seed in start..start + seeds {
@@ -52,6 +53,7 @@ fn seeds_run_clean() {
                 changes += report.membership_changes;
                 snapshots += report.snapshots_installed;
                 promotions += report.promotions;
+                lease_reads += report.lease_reads;
             }
             Ok(Err(failure)) => {
                 eprintln!("{failure}");
@@ -68,7 +70,7 @@ fn seeds_run_clean() {
     }
     eprintln!(
         "simulator: {ran} seeds from {start}, {events} events, {writes} acked writes, \
-         {reads} strong reads, {changes} membership changes, {snapshots} snapshots \
+         {reads} strong reads ({lease_reads} from a lease), {changes} membership changes, {snapshots} snapshots \
          installed, {promotions} log replicas promoted, failures {failures:?}"
     );
     assert!(failures.is_empty(), "failing seeds: {failures:?}");

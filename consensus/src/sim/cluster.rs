@@ -128,6 +128,8 @@ pub struct RunReport {
     pub writes_acked: u64,
     /// Strong reads answered.
     pub strong_reads: u64,
+    /// Strong reads a leader answered from its lease, without a round trip.
+    pub lease_reads: u64,
     /// Eventually consistent reads answered.
     pub eventual_reads: u64,
     /// Highest term reached.
@@ -339,6 +341,7 @@ impl World {
                 trace_hash: 0,
                 writes_acked: 0,
                 strong_reads: 0,
+                lease_reads: 0,
                 eventual_reads: 0,
                 term_max: 0,
                 membership_changes: 0,
@@ -920,6 +923,13 @@ impl World {
             self.next_read_id += 1;
             self.hist_clock += 1;
             let invoke = self.hist_clock;
+            if consistency == ReadConsistency::Strong
+                && replica.role() == Role::Leader
+                && replica.committed_in_term()
+                && replica.lease_valid(now)
+            {
+                self.report.lease_reads += 1;
+            }
             match replica.read(now, id, consistency, &mut out) {
                 Ok(()) => {
                     host.read_clients
