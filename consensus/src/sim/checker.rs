@@ -10,7 +10,8 @@
 //!
 //! - election safety: at most one leader per term, over the whole path;
 //! - log matching: two logs with an entry of the same index and term agree up to it;
-//! - a committed entry is stored on a majority of the committer's voters;
+//! - a committed entry is stored on a majority of the membership in force at the commit
+//!   index (membership changes included);
 //! - state machine safety: committed prefixes agree, and every entry ever committed is
 //!   in the log of every later leader (leader completeness).
 //!
@@ -19,8 +20,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use crate::membership::Membership;
-use crate::message::Envelope;
+use crate::membership::{ConfigChange, Membership};
+use crate::message::{Envelope, Snapshot};
 use crate::quorum::majority;
 use crate::replica::{Actions, Boot, Config, Input, Replica, Role};
 use crate::types::{LogIndex, NodeId, Term, Tick};
@@ -36,6 +37,10 @@ pub struct Bounds {
     pub proposals_max: u8,
     /// Message losses allowed along a path.
     pub drops_max: u8,
+    /// Restarts allowed along a path (volatile state lost, durable state kept).
+    pub restarts_max: u8,
+    /// Membership changes allowed along a path (remove a voter, or add the spare node).
+    pub changes_max: u8,
     /// States with more messages in flight are not expanded.
     pub inflight_max: usize,
     /// Stop after this many distinct states (the report says if it did).
@@ -71,6 +76,8 @@ enum Action {
     Drop(usize),
     Tick(usize, u64),
     Propose(usize),
+    Restart(usize),
+    Change(usize, ConfigChange),
 }
 
 #[derive(Clone, Debug, Hash)]
@@ -80,6 +87,8 @@ struct State {
     inflight: Vec<Envelope>,
     proposals_left: u8,
     drops_left: u8,
+    restarts_left: u8,
+    changes_left: u8,
     /// (term, leader) pairs seen along the path.
     leaders: Vec<(Term, NodeId)>,
     /// (index, term) of every entry committed along the path.
@@ -95,6 +104,8 @@ impl State {
         self.inflight.hash(&mut h);
         self.proposals_left.hash(&mut h);
         self.drops_left.hash(&mut h);
+        self.restarts_left.hash(&mut h);
+        self.changes_left.hash(&mut h);
         self.leaders.hash(&mut h);
         self.committed.hash(&mut h);
         h.finish()
@@ -112,7 +123,8 @@ fn hash_of<T: Hash>(t: &T) -> u64 {
 /// # Errors
 /// The first (shortest) path to a state breaking a safety property.
 pub fn explore(bounds: Bounds) -> Result<ExploreReport, ModelViolation> {
-    let configs = (1..=bounds.replicas as u64)
+    // One more node than the group has: the spare a membership change may add.
+    let configs = (1..=bounds.replicas as u64 + 1)
         .map(|id| Config::new(NodeId(id), id))
         .collect();
     explore_configs(bounds, configs)
@@ -122,14 +134,18 @@ pub(crate) fn explore_configs(
     bounds: Bounds,
     configs: Vec<Config>,
 ) -> Result<ExploreReport, ModelViolation> {
-    let ids: Vec<NodeId> = configs.iter().map(|c| c.id).collect();
+    let ids: Vec<NodeId> = configs.iter().take(bounds.replicas).map(|c| c.id).collect();
     let membership = Membership::storage(&ids).map_err(|e| ModelViolation {
         what: format!("bad membership: {e}"),
         path: Vec::new(),
     })?;
     let mut replicas = Vec::new();
     for c in configs {
-        let boot = Boot::bootstrap(membership.clone(), true);
+        let boot = if ids.contains(&c.id) {
+            Boot::bootstrap(membership.clone(), true)
+        } else {
+            Boot::join(true)
+        };
         let r = Replica::new(c, boot, Tick(0)).map_err(|e| ModelViolation {
             what: format!("bad config: {e}"),
             path: Vec::new(),
@@ -142,6 +158,8 @@ pub(crate) fn explore_configs(
         inflight: Vec::new(),
         proposals_left: bounds.proposals_max,
         drops_left: bounds.drops_max,
+        restarts_left: bounds.restarts_max,
+        changes_left: bounds.changes_max,
         leaders: Vec::new(),
         committed: Vec::new(),
         path: Vec::new(),
@@ -205,6 +223,27 @@ fn actions(s: &State) -> Vec<Action> {
         }
     }
     for (n, r) in s.replicas.iter().enumerate() {
+        if !r.membership().0.contains(r.id()) {
+            // A spare that has not joined (or a removed node) has no timer worth firing.
+            continue;
+        }
+        if s.restarts_left > 0 {
+            out.push(Action::Restart(n));
+        }
+        if r.role() == Role::Leader && s.changes_left > 0 && r.committed_in_term() {
+            let members = r.membership().0;
+            for other in s.replicas.iter().map(Replica::id) {
+                if other == r.id() {
+                    continue;
+                }
+                let change = if members.contains(other) {
+                    ConfigChange::Remove(other)
+                } else {
+                    ConfigChange::AddStorage(other)
+                };
+                out.push(Action::Change(n, change));
+            }
+        }
         // A short tick only matters to a leader (heartbeats); a long one fires every timer.
         if r.role() == Role::Leader {
             out.push(Action::Tick(n, 30));
@@ -250,6 +289,31 @@ fn apply(s: &mut State, action: &Action) {
             let now = Tick(s.clocks[*n]);
             let data = vec![s.proposals_left];
             let _ = s.replicas[*n].propose(now, data, &mut out);
+            *n
+        }
+        Action::Restart(n) => {
+            s.restarts_left -= 1;
+            let now = Tick(s.clocks[*n]);
+            let r = &s.replicas[*n];
+            let log = r.log();
+            // Persistence is instant here: the durable state is the whole log.
+            let boot = Boot {
+                hard_state: r.hard_state(),
+                snapshot: Snapshot {
+                    meta: log.snapshot().clone(),
+                    data: Some(Vec::new()),
+                },
+                entries: log.entries_from(log.first_index(), usize::MAX).to_vec(),
+            };
+            if let Ok(fresh) = Replica::new(r.config().clone(), boot, now) {
+                s.replicas[*n] = fresh;
+            }
+            return;
+        }
+        Action::Change(n, change) => {
+            s.changes_left -= 1;
+            let now = Tick(s.clocks[*n]);
+            let _ = s.replicas[*n].change_membership(now, *change, &mut out);
             *n
         }
     };
@@ -307,8 +371,10 @@ fn check(s: &State) -> Result<(), ModelViolation> {
         }
     }
     for r in &s.replicas {
-        // Committed on a majority of the voters.
-        let voters: Vec<NodeId> = r.membership().0.voters().collect();
+        // Committed on a majority of the voters of the membership in force at the commit
+        // index (a later, uncommitted membership may not hold older entries on a majority
+        // yet; once it commits, a majority of it holds its entry and so everything before).
+        let voters: Vec<NodeId> = r.log().membership_at(r.commit()).1.voters().collect();
         for i in (r.log().snapshot().index.0 + 1)..=r.commit().0 {
             let t = r.log().term(LogIndex(i));
             let holders = voters
@@ -371,6 +437,8 @@ mod tests {
             depth_max,
             proposals_max: 1,
             drops_max: 1,
+            restarts_max: 1,
+            changes_max: 0,
             inflight_max: 6,
             states_max: 3_000_000,
         }
@@ -385,6 +453,20 @@ mod tests {
             report.states > 10_000,
             "the search saw too little: {report:?}"
         );
+    }
+
+    #[test]
+    fn a_membership_change_has_no_reachable_violation() {
+        let b = Bounds {
+            proposals_max: 0,
+            drops_max: 0,
+            restarts_max: 0,
+            changes_max: 1,
+            ..bounds(13)
+        };
+        let report = explore(b).unwrap();
+        eprintln!("exhaustive with a membership change: {report:?}");
+        assert!(report.complete, "the bound was not searched completely");
     }
 
     /// On demand: `KEEL_CHECKER_DEPTH=13 cargo test -p keel-consensus --release --lib
