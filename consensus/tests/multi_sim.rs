@@ -2,7 +2,8 @@
 //! with loss, duplication, delay, isolation of a node, node restarts (new epoch) and clock
 //! drift within the bound, while clients propose and read. Checked after every step, per
 //! group: one leader per term, no lease held by a deposed leader once a newer leader
-//! exists, and every node applies the same entry at each index. After healing every group
+//! exists, and every node applies the same entry at each index; each group is a register
+//! whose history of strong reads and writes must be linearizable. After healing every group
 //! must have a leader, converge and quiesce again.
 //!
 //! Persistence is instant here (the single-group simulator covers torn writes); seeds are
@@ -13,10 +14,11 @@
     reason = "test harness: a failed unwrap is a failed test"
 )]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use keel_consensus::multi::{Node, NodeActions, NodeConfig, NodeMessage};
 use keel_consensus::prng::Prng;
+use keel_consensus::sim::linearizability::{self, Op, OpKind};
 use keel_consensus::{
     Apply, Boot, Config, GroupId, LogIndex, Membership, NodeId, Payload, ReadConsistency, ReadId,
     Replica, Role, Snapshot, Term, Tick,
@@ -48,6 +50,14 @@ struct World {
     leaders: BTreeMap<(GroupId, Term), NodeId>,
     next_read: u64,
     restarts: u64,
+    /// Per (node, group): the register and the applied index.
+    registers: BTreeMap<(NodeId, GroupId), (Option<u64>, LogIndex)>,
+    /// Writes waiting to be applied on the node that proposed them: value -> history index.
+    writes_pending: BTreeMap<(NodeId, u64), usize>,
+    /// Reads waiting: read id -> (node, group, invoke); then the index to reach.
+    reads_pending: BTreeMap<ReadId, (NodeId, GroupId, u64, Option<LogIndex>)>,
+    history: Vec<Op>,
+    clock: u64,
 }
 
 fn config(id: NodeId, g: u64, seed: u64) -> Config {
@@ -114,6 +124,11 @@ impl World {
             leaders: BTreeMap::new(),
             next_read: 0,
             restarts: 0,
+            registers: BTreeMap::new(),
+            writes_pending: BTreeMap::new(),
+            reads_pending: BTreeMap::new(),
+            history: Vec::new(),
+            clock: 0,
         }
     }
 
@@ -138,8 +153,31 @@ impl World {
                 let (index, term) = (r.log().last_index(), r.log().last_term());
                 node.persisted(now, g, index, term, &mut more);
             }
+            for (g, read) in out.reads.drain(..) {
+                match read.result {
+                    Ok(index) => {
+                        if let Some(r) = self.reads_pending.get_mut(&read.id) {
+                            r.3 = Some(index);
+                        }
+                    }
+                    Err(_) => {
+                        self.reads_pending.remove(&read.id);
+                    }
+                }
+                let _ = g;
+            }
             for (g, apply) in out.apply.drain(..) {
                 if let Apply::Entry(e) = apply {
+                    let reg = self.registers.entry((id, g)).or_insert((None, LogIndex(0)));
+                    reg.1 = e.index;
+                    if let Payload::Data(d) = &e.payload {
+                        let value = u64::from_le_bytes(d.as_slice().try_into().unwrap());
+                        reg.0 = Some(value);
+                        if let Some(h) = self.writes_pending.remove(&(id, value)) {
+                            self.clock += 1;
+                            self.history[h].complete = Some(self.clock);
+                        }
+                    }
                     let fp = (e.term, hash_of(&e.payload));
                     let known = *self.applied.entry((g, e.index)).or_insert(fp);
                     assert_eq!(
@@ -167,7 +205,12 @@ impl World {
                     }
                 }
             }
-            if more.persist.is_empty() && more.messages.is_empty() && more.apply.is_empty() {
+            self.serve_reads(id);
+            if more.persist.is_empty()
+                && more.messages.is_empty()
+                && more.apply.is_empty()
+                && more.reads.is_empty()
+            {
                 return;
             }
             out = more;
@@ -212,6 +255,35 @@ impl World {
         self.check();
     }
 
+    fn serve_reads(&mut self, id: NodeId) {
+        let ready: Vec<ReadId> = self
+            .reads_pending
+            .iter()
+            .filter(|(_, r)| {
+                r.0 == id
+                    && r.3.is_some_and(|index| {
+                        self.registers
+                            .get(&(id, r.1))
+                            .map_or(LogIndex(0), |reg| reg.1)
+                            >= index
+                    })
+            })
+            .map(|(read, _)| *read)
+            .collect();
+        for read in ready {
+            let (node, g, invoke, _) = self.reads_pending.remove(&read).unwrap();
+            let value = self.registers.get(&(node, g)).and_then(|reg| reg.0);
+            self.clock += 1;
+            let kind = OpKind::Read(value);
+            self.history.push(Op {
+                key: g.0,
+                kind,
+                invoke,
+                complete: Some(self.clock),
+            });
+        }
+    }
+
     fn client(&mut self) {
         let id = NodeId(self.prng.range(1, NODES));
         let g = GroupId(self.prng.below(GROUPS));
@@ -219,8 +291,16 @@ impl World {
         if g.0 >= 2 && self.prng.below(20) != 0 {
             return;
         }
+        // Bound the concurrency per register so that the checker's search stays small.
+        let in_flight = self
+            .history
+            .iter()
+            .filter(|o| o.key == g.0 && o.complete.is_none());
+        if in_flight.count() >= 3 {
+            return;
+        }
         let now = self.local(id);
-        let value = self.prng.next_u64().to_le_bytes().to_vec();
+        let value = self.prng.next_u64();
         self.next_read += 1;
         let read = ReadId(self.next_read);
         let write = self.prng.below(2) == 0;
@@ -228,10 +308,28 @@ impl World {
             return;
         };
         let mut out = NodeActions::default();
+        self.clock += 1;
+        let invoke = self.clock;
         if write {
-            let _ = node.propose(now, g, value, &mut out);
-        } else {
-            let _ = node.read(now, g, read, ReadConsistency::Strong, &mut out);
+            if node
+                .propose(now, g, value.to_le_bytes().to_vec(), &mut out)
+                .is_ok()
+            {
+                let op = Op {
+                    key: g.0,
+                    kind: OpKind::Write(value),
+                    invoke,
+                    complete: None,
+                };
+                self.history.push(op);
+                self.writes_pending
+                    .insert((id, value), self.history.len() - 1);
+            }
+        } else if node
+            .read(now, g, read, ReadConsistency::Strong, &mut out)
+            .is_ok()
+        {
+            self.reads_pending.insert(read, (id, g, invoke, None));
         }
         self.carry_out(id, out);
     }
@@ -264,6 +362,11 @@ impl World {
                 }
                 host.node = Some(node);
                 self.restarts += 1;
+                // Its state machines start again from the beginning of the log; its
+                // waiting writes become indeterminate and its reads are lost.
+                self.registers.retain(|(n, _), _| *n != id);
+                self.writes_pending.retain(|(n, _), _| *n != id);
+                self.reads_pending.retain(|_, r| r.0 != id);
                 // Its in-flight messages die with it.
                 self.wire.retain(|m| m.3 != id);
             }
@@ -318,7 +421,7 @@ impl World {
     }
 }
 
-fn run(seed: u64) -> (u64, usize) {
+fn run(seed: u64) -> (u64, usize, usize) {
     let mut w = World::new(seed);
     for _ in 0..20_000 {
         w.step(true);
@@ -393,8 +496,11 @@ fn run(seed: u64) -> (u64, usize) {
             eprintln!("  active {}", n.active_count());
         }
     }
-    let _: BTreeSet<u64> = BTreeSet::new();
-    (w.restarts, active)
+    if let Err(v) = linearizability::check(&w.history) {
+        panic!("seed {seed}: {v}");
+    }
+    let ops = w.history.len();
+    (w.restarts, active, ops)
 }
 
 #[test]
@@ -405,13 +511,15 @@ fn many_groups_stay_safe_and_quiesce_under_faults() {
         .unwrap_or(40);
     let mut restarts = 0;
     let mut still_active = 0;
+    let mut ops = 0;
     for seed in 0..seeds {
-        let (r, active) = run(seed);
+        let (r, active, n) = run(seed);
+        ops += n;
         restarts += r;
         still_active += active;
     }
     eprintln!(
-        "multi: {seeds} seeds, {restarts} node restarts, {still_active} groups active at the end"
+        "multi: {seeds} seeds, {restarts} node restarts, {ops} operations linearizable, {still_active} groups active at the end"
     );
     assert!(
         still_active <= (seeds as usize) * 3,
