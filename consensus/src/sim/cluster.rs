@@ -871,9 +871,10 @@ impl World {
         }
         client.op_seq += 1;
         let seq = client.op_seq;
+        // Eventually consistent reads (roll 9) go to any replica, leader or not.
         let target = client
             .leader_guess
-            .filter(|_| roll != 0)
+            .filter(|_| roll != 0 && roll != 9)
             .unwrap_or(random_target);
         let Some(host) = self.hosts.get_mut(target) else {
             return;
