@@ -172,7 +172,15 @@ fn idle_groups_cost_about_what_one_group_does() {
     for groups in [1u64, 1_000, 10_000] {
         figures.push(measure(groups, true, 10_000));
     }
-    for groups in [1u64, 1_000] {
+    // KEEL_IDLE_BASELINE_MAX=10000 also measures the naive baseline at 10,000 groups.
+    let baseline_max: u64 = std::env::var("KEEL_IDLE_BASELINE_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    for groups in [1u64, 1_000, 10_000]
+        .into_iter()
+        .filter(|g| *g <= baseline_max)
+    {
         figures.push(measure(groups, false, 2_000));
     }
     eprintln!("groups  quiesce  messages/s  frames/s  cpu ms/s  active groups");
