@@ -519,7 +519,8 @@ fn many_groups_stay_safe_and_quiesce_under_faults() {
         still_active += active;
     }
     eprintln!(
-        "multi: {seeds} seeds, {restarts} node restarts, {ops} operations linearizable, {still_active} groups active at the end"
+        "multi: {seeds} seeds, {restarts} node restarts, {ops} operations linearizable, \
+         {still_active} groups active at the end"
     );
     assert!(
         still_active <= (seeds as usize) * 3,

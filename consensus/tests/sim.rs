@@ -1,6 +1,6 @@
 //! The deterministic simulator as a test: a fixed seed budget in CI, any number on demand.
 //!
-//! - `KEEL_SIM_SEEDS=N` runs N seeds (default 300), from `KEEL_SIM_SEED_START` (default 0).
+//! - `KEEL_SIM_SEEDS=N` runs N seeds (default 1000), from `KEEL_SIM_SEED_START` (default 0).
 //! - `KEEL_SIM_STEPS=N` runs seeds until N events (steps) in all have run.
 //! - `KEEL_SIM_SEED=S` with `replay_one_seed` replays one seed and prints its report.
 //! - `KEEL_SIM_SAFETY_MS=T` lengthens each run's fault phase (default 4000 ms simulated).
@@ -28,7 +28,7 @@ fn seeds_run_clean() {
     let seeds = if steps > 0 {
         u64::MAX - start
     } else {
-        env_u64("KEEL_SIM_SEEDS", 300)
+        env_u64("KEEL_SIM_SEEDS", 1000)
     };
     let mut events = 0u64;
     let mut writes = 0u64;
@@ -70,8 +70,9 @@ fn seeds_run_clean() {
     }
     eprintln!(
         "simulator: {ran} seeds from {start}, {events} events, {writes} acked writes, \
-         {reads} strong reads ({lease_reads} from a lease), {changes} membership changes, {snapshots} snapshots \
-         installed, {promotions} log replicas promoted, failures {failures:?}"
+         {reads} strong reads ({lease_reads} from a lease), {changes} membership changes, \
+         {snapshots} snapshots installed, {promotions} log replicas promoted, \
+         failures {failures:?}"
     );
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
 }

@@ -1202,10 +1202,10 @@ mod tests {
             vote_ignores_lease: true,
             ..Bugs::default()
         };
-        let found = first_failing_seed(bugs, 300);
+        let found = first_failing_seed(bugs, 3_000);
         assert!(
             found.is_some(),
-            "300 seeds missed votes granted under a lease"
+            "3,000 seeds missed votes granted under a lease"
         );
         eprintln!("vote_ignores_lease caught: {found:?}");
     }
