@@ -366,6 +366,26 @@ impl Node {
             .unwrap_or(Err(ReadError::NotLeader { leader: None }))
     }
 
+    /// Compacts a group's log up to `index` (see [`Replica::compact`]).
+    ///
+    /// # Errors
+    /// As [`Replica::compact`]; an unknown group is a stale compaction.
+    pub fn compact(
+        &mut self,
+        now: Tick,
+        group: GroupId,
+        index: LogIndex,
+        data: Option<Vec<u8>>,
+        out: &mut NodeActions,
+    ) -> Result<(), crate::replica::CompactError> {
+        let unknown = crate::replica::CompactError::Stale {
+            index,
+            snapshot: LogIndex(0),
+        };
+        self.with_group(now, group, out, |r, _, a| r.compact(index, data, a))
+            .unwrap_or(Err(unknown))
+    }
+
     fn sent_before_quiescing(slot: &Slot, from: NodeId, msg: &Message) -> bool {
         let r = &slot.replica;
         match msg {

@@ -590,6 +590,28 @@ impl Replica {
             .collect()
     }
 
+    /// On a settled leader with no change in flight: the next membership change of the
+    /// placement policy ([`crate::membership::repair`]), treating voters silent for
+    /// `lost_after_ms` as lost. The driver proposes it with [`Replica::change_membership`]
+    /// (after starting `spare`'s replica when the change adds it).
+    #[must_use]
+    pub fn placement_step(
+        &self,
+        now: Tick,
+        lost_after_ms: u64,
+        voters_target: usize,
+        spare: Option<NodeId>,
+    ) -> Option<ConfigChange> {
+        if self.role != Role::Leader
+            || !self.committed_in_term()
+            || self.membership_index > self.log.commit()
+        {
+            return None;
+        }
+        let lost = self.lagging_peers(now, lost_after_ms);
+        crate::membership::repair(&self.membership, &lost, voters_target, spare)
+    }
+
     /// The leader's current round (every append carries it; read-index counts on it).
     #[must_use]
     pub fn round(&self) -> u64 {

@@ -37,6 +37,7 @@ fn seeds_run_clean() {
     let mut snapshots = 0u64;
     let mut promotions = 0u64;
     let mut lease_reads = 0u64;
+    let mut coverage: std::collections::BTreeMap<&'static str, u64> = Default::default();
     let mut failures = Vec::new();
     let mut ran = 0u64;
     for seed in start..start + seeds {
@@ -54,6 +55,9 @@ fn seeds_run_clean() {
                 snapshots += report.snapshots_installed;
                 promotions += report.promotions;
                 lease_reads += report.lease_reads;
+                for (mark, n) in &report.coverage {
+                    *coverage.entry(mark).or_insert(0) += n;
+                }
             }
             Ok(Err(failure)) => {
                 eprintln!("{failure}");
@@ -74,7 +78,24 @@ fn seeds_run_clean() {
          {snapshots} snapshots installed, {promotions} log replicas promoted, \
          failures {failures:?}"
     );
+    eprintln!("coverage marks: {coverage:?}");
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
+    if failures.is_empty() && ran >= 200 {
+        // Every rare path was taken somewhere in the budget.
+        for mark in [
+            "pre-vote refused",
+            "vote refused",
+            "append rejected: conflicting term (fast backtrack)",
+            "append rejected: log too short",
+            "snapshot asked for",
+            "snapshot sent",
+        ] {
+            assert!(
+                coverage.get(mark).is_some_and(|n| *n > 0),
+                "never hit: {mark}"
+            );
+        }
+    }
 }
 
 #[test]

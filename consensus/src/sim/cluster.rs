@@ -148,6 +148,9 @@ pub struct RunReport {
     pub crashes: u64,
     /// The linearizability check.
     pub check: CheckReport,
+    /// Coverage marks: how often each rare protocol path was taken (by the messages
+    /// that show it).
+    pub coverage: BTreeMap<&'static str, u64>,
 }
 
 /// A failed run.
@@ -295,6 +298,27 @@ fn decode_state(data: &[u8]) -> BTreeMap<u64, u64> {
     data.chunks_exact(16).filter_map(decode_write).collect()
 }
 
+/// The rare path a message shows, if any.
+fn coverage_mark(msg: &crate::message::Message) -> Option<&'static str> {
+    use crate::message::Message;
+    match msg {
+        Message::PreVoteResponse { granted: false, .. } => Some("pre-vote refused"),
+        Message::VoteResponse { granted: false, .. } => Some("vote refused"),
+        Message::Vote { .. } => Some("election"),
+        Message::AppendResponse { result: Err(h), .. } if h.conflict_term.is_some() => {
+            Some("append rejected: conflicting term (fast backtrack)")
+        }
+        Message::AppendResponse { result: Err(_), .. } => Some("append rejected: log too short"),
+        Message::AppendResponse {
+            needs_snapshot: true,
+            ..
+        } => Some("snapshot asked for"),
+        Message::InstallSnapshot { .. } => Some("snapshot sent"),
+        Message::Append { entries, .. } if entries.len() > 1 => Some("append batch"),
+        _ => None,
+    }
+}
+
 fn hash_of<T: Hash>(t: &T) -> u64 {
     let mut h = DefaultHasher::new();
     t.hash(&mut h);
@@ -351,6 +375,7 @@ impl World {
                 messages: 0,
                 crashes: 0,
                 check: CheckReport::default(),
+                coverage: BTreeMap::new(),
             },
             network: Network::new(shape.network),
             hosts_max: shape.replicas + 6,
@@ -574,6 +599,9 @@ impl World {
                 let h = usize::try_from(env.to.0 - 1).unwrap_or(usize::MAX);
                 if !self.network.connected(env.from, env.to) {
                     return;
+                }
+                if let Some(mark) = coverage_mark(&env.msg) {
+                    *self.report.coverage.entry(mark).or_insert(0) += 1;
                 }
                 self.with_replica(h, |r, now, out| r.step(now, Input::Message(env), out));
             }
@@ -1065,11 +1093,10 @@ impl World {
         }
         let membership = membership.clone();
         let local = self.hosts.get(lh).map_or(Tick(0), |x| x.local(now_ms));
-        let lost: Vec<NodeId> = leader.lagging_peers(local, 1_000);
         let roll = self.prng.below(10);
         let spare =
             (self.hosts.len() < self.hosts_max).then(|| NodeId(self.hosts.len() as u64 + 1));
-        let mut change = crate::membership::repair(&membership, &lost, self.shape.replicas, spare);
+        let mut change = leader.placement_step(local, 1_000, self.shape.replicas, spare);
         match change {
             Some(ConfigChange::AddLog(id) | ConfigChange::AddStorage(id)) => {
                 let storage = matches!(change, Some(ConfigChange::AddStorage(_)));
