@@ -56,3 +56,23 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The value a majority reached is reached by a majority, and nothing higher is.
+        #[test]
+        fn majority_value_is_the_highest_value_a_majority_reached(
+            values in prop::collection::vec(0u64..20, 1..10)
+        ) {
+            let n = values.len();
+            let v = majority_value(&mut values.clone()).unwrap();
+            let at_least = |x: u64| values.iter().filter(|y| **y >= x).count();
+            prop_assert!(at_least(v) >= majority(n));
+            prop_assert!(at_least(v + 1) < majority(n));
+        }
+    }
+}

@@ -241,3 +241,99 @@ mod tests {
         assert!(check(&h).is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The slow oracle: try every order of every subset of unfinished writes plus all
+    /// finished operations.
+    fn brute_force(ops: &[Op]) -> bool {
+        fn search(ops: &[Op], used: &mut Vec<bool>, order: &mut Vec<usize>) -> bool {
+            // Complete if every finished op is placed; check the order.
+            let done = ops
+                .iter()
+                .enumerate()
+                .all(|(i, o)| o.complete.is_none() || used[i]);
+            if done && valid(ops, order) {
+                return true;
+            }
+            for i in 0..ops.len() {
+                if !used[i] {
+                    used[i] = true;
+                    order.push(i);
+                    if search(ops, used, order) {
+                        return true;
+                    }
+                    order.pop();
+                    used[i] = false;
+                }
+            }
+            false
+        }
+        fn valid(ops: &[Op], order: &[usize]) -> bool {
+            // Real time: if a completed before b was invoked, a comes first.
+            for (x, &a) in order.iter().enumerate() {
+                for &b in order.iter().skip(x + 1) {
+                    if ops[b].complete.is_some_and(|cb| cb < ops[a].invoke) {
+                        return false;
+                    }
+                }
+            }
+            // Unplaced ops that completed must not be needed (all completed are placed).
+            let mut value = None;
+            for &i in order {
+                match ops[i].kind {
+                    OpKind::Write(v) => value = Some(v),
+                    OpKind::Read(r) => {
+                        if r != value {
+                            return false;
+                        }
+                    }
+                }
+            }
+            true
+        }
+        let mut used = vec![false; ops.len()];
+        search(ops, &mut used, &mut Vec::new())
+    }
+
+    fn history() -> impl Strategy<Value = Vec<Op>> {
+        // Up to 6 operations on one key; times from a small range so that they overlap.
+        prop::collection::vec((0u8..3, 0u64..12, 1u64..6, 0u8..4, any::<bool>()), 1..6).prop_map(
+            |raw| {
+                let mut ops = Vec::new();
+                for (i, (kind, invoke, len, value, finished)) in raw.into_iter().enumerate() {
+                    let complete = invoke + len;
+                    let op = if kind == 0 {
+                        Op {
+                            key: 0,
+                            kind: OpKind::Write(100 + i as u64),
+                            invoke,
+                            complete: finished.then_some(complete),
+                        }
+                    } else {
+                        let v = (value > 0).then_some(100 + u64::from(value) - 1);
+                        Op {
+                            key: 0,
+                            kind: OpKind::Read(v),
+                            invoke,
+                            complete: Some(complete),
+                        }
+                    };
+                    ops.push(op);
+                }
+                ops
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn checker_agrees_with_brute_force(ops in history()) {
+            let fast = check(&ops).is_ok();
+            prop_assert_eq!(fast, brute_force(&ops), "history {:?}", ops);
+        }
+    }
+}
