@@ -153,7 +153,7 @@ impl World {
                 let (index, term) = (r.log().last_index(), r.log().last_term());
                 node.persisted(now, g, index, term, &mut more);
             }
-            for (g, read) in out.reads.drain(..) {
+            for (_, read) in out.reads.drain(..) {
                 match read.result {
                     Ok(index) => {
                         if let Some(r) = self.reads_pending.get_mut(&read.id) {
@@ -164,7 +164,6 @@ impl World {
                         self.reads_pending.remove(&read.id);
                     }
                 }
-                let _ = g;
             }
             for (g, apply) in out.apply.drain(..) {
                 if let Apply::Entry(e) = apply {

@@ -705,7 +705,6 @@ impl World {
             let Some(host) = self.hosts.get_mut(h) else {
                 return;
             };
-            let local = host.local(now_ms);
             let Some(replica) = host.replica.as_mut() else {
                 return;
             };
@@ -725,11 +724,12 @@ impl World {
                 }
             } else {
                 let limit = replica.commit().min(replica.log().persisted());
-                if limit.0 >= snapshot_index.0 + self.shape.compact_every * 2 {
-                    let _ = replica.compact(limit, None, &mut next);
+                let due = limit.0 >= snapshot_index.0 + self.shape.compact_every * 2;
+                if due && replica.compact(limit, None, &mut next).is_err() {
+                    self.failure
+                        .get_or_insert_with(|| "log replica compaction refused".to_string());
                 }
             }
-            let _ = local;
             if next.is_empty() {
                 return;
             }
