@@ -89,6 +89,7 @@ fn seeds_run_clean() {
             "append rejected: log too short",
             "snapshot asked for",
             "snapshot sent",
+            "quiesce (multi-group layer)",
         ] {
             assert!(
                 coverage.get(mark).is_some_and(|n| *n > 0),

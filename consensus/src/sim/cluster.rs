@@ -14,11 +14,13 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::membership::{ConfigChange, Membership};
 use crate::message::{Envelope, Payload};
+use crate::multi::NodeMessage;
 use crate::prng::Prng;
 use crate::replica::{
     Actions, Apply, Boot, Config, Input, ProposeError, ReadConsistency, ReadError, ReadId, Replica,
     Role,
 };
+use crate::sim::core::Core;
 use crate::sim::linearizability::{self, CheckReport, Op, OpKind};
 use crate::sim::network::{Network, NetworkFaults};
 use crate::sim::storage::{Durable, SimStorage};
@@ -51,6 +53,11 @@ pub struct Shape {
     pub sync_ms: (u64, u64),
     /// Mean time between nemesis actions, ms.
     pub nemesis_every_ms: u64,
+    /// Longest pause of a client between operations (long pauses let groups go idle).
+    pub think_ms_max: u64,
+    /// Run each replica inside the multi-group layer (quiescence, node heartbeats), with
+    /// this quiet time before quiescing.
+    pub multi_quiesce_after_ms: Option<u64>,
 }
 
 impl Shape {
@@ -86,6 +93,8 @@ impl Shape {
             drift_ppm: [0, 10_000, 50_000, 100_000][usize::try_from(prng.below(4)).unwrap_or(0)],
             sync_ms: (prng.range(0, 2), prng.range(2, 8)),
             nemesis_every_ms: prng.range(50, 400),
+            think_ms_max: if prng.below(2) == 0 { 20 } else { 300 },
+            multi_quiesce_after_ms: (prng.below(2) == 0).then(|| prng.range(10, 100)),
         }
     }
 }
@@ -169,6 +178,7 @@ pub struct RunFailure {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Event {
     Deliver(Envelope),
+    DeliverNode(NodeId, NodeId, NodeMessage),
     Tick(usize, u64),
     Sync(usize, u64),
     Restart(usize),
@@ -205,7 +215,7 @@ impl Ord for Scheduled {
 
 struct Host {
     id: NodeId,
-    replica: Option<Replica>,
+    replica: Option<Core>,
     storage: SimStorage,
     clock_offset_ms: u64,
     clock_ppm: i64,
@@ -435,6 +445,14 @@ impl World {
         c
     }
 
+    fn core(&self, replica: Option<Replica>, incarnation: u64) -> Option<Core> {
+        let replica = replica?;
+        Some(match self.shape.multi_quiesce_after_ms {
+            None => Core::Single(Box::new(replica)),
+            Some(after) => Core::multi(replica, incarnation + 1, after),
+        })
+    }
+
     fn add_host(&mut self, boot: Boot) -> usize {
         let h = self.hosts.len();
         let id = NodeId(h as u64 + 1);
@@ -457,7 +475,7 @@ impl World {
         };
         let config = self.config_for(id);
         let local = host.local(self.now_ms);
-        host.replica = Replica::new(config, boot, local).ok();
+        host.replica = self.core(Replica::new(config, boot, local).ok(), 0);
         self.hosts.push(host);
         let at = self.now_ms + self.prng.range(1, TICK_MS);
         self.schedule(at, Event::Tick(h, 0));
@@ -605,6 +623,20 @@ impl World {
                 }
                 self.with_replica(h, |r, now, out| r.step(now, Input::Message(env), out));
             }
+            Event::DeliverNode(from, to, msg) => {
+                let h = usize::try_from(to.0 - 1).unwrap_or(usize::MAX);
+                if !self.network.connected(from, to) {
+                    return;
+                }
+                if matches!(msg, NodeMessage::Quiesce { .. }) {
+                    *self
+                        .report
+                        .coverage
+                        .entry("quiesce (multi-group layer)")
+                        .or_insert(0) += 1;
+                }
+                self.with_replica(h, |r, now, out| r.on_node_message(now, from, msg, out));
+            }
             Event::Tick(h, inc) => {
                 if self
                     .hosts
@@ -638,7 +670,7 @@ impl World {
         }
     }
 
-    fn with_replica(&mut self, h: usize, f: impl FnOnce(&mut Replica, Tick, &mut Actions)) {
+    fn with_replica(&mut self, h: usize, f: impl FnOnce(&mut Core, Tick, &mut Actions)) {
         let mut out = Actions::default();
         let Some(host) = self.hosts.get_mut(h) else {
             return;
@@ -685,6 +717,17 @@ impl World {
             let Some(host) = self.hosts.get_mut(h) else {
                 return;
             };
+            let from = host.id;
+            let node_messages = host.replica.as_mut().map(Core::take_node_messages);
+            for (to, msg) in node_messages.unwrap_or_default() {
+                for d in self.network.route(&mut self.prng, from, to) {
+                    let at = self.now_ms + d;
+                    self.schedule(at, Event::DeliverNode(from, to, msg.clone()));
+                }
+            }
+            let Some(host) = self.hosts.get_mut(h) else {
+                return;
+            };
             // Persist, then (after the simulated sync) send.
             let ops = std::mem::take(&mut out.persist);
             let messages = std::mem::take(&mut out.messages);
@@ -705,6 +748,7 @@ impl World {
             let Some(host) = self.hosts.get_mut(h) else {
                 return;
             };
+            let local = host.local(now_ms);
             let Some(replica) = host.replica.as_mut() else {
                 return;
             };
@@ -714,8 +758,9 @@ impl World {
                 let due = replica.applied().0 >= snapshot_index.0 + self.shape.compact_every;
                 if (due || out.snapshot_wanted) && replica.applied() > snapshot_index {
                     let data = encode_state(&host.state);
+                    let applied = replica.applied();
                     if replica
-                        .compact(replica.applied(), Some(data), &mut next)
+                        .compact(local, applied, Some(data), &mut next)
                         .is_err()
                     {
                         self.failure
@@ -725,7 +770,7 @@ impl World {
             } else {
                 let limit = replica.commit().min(replica.log().persisted());
                 let due = limit.0 >= snapshot_index.0 + self.shape.compact_every * 2;
-                if due && replica.compact(limit, None, &mut next).is_err() {
+                if due && replica.compact(local, limit, None, &mut next).is_err() {
                     self.failure
                         .get_or_insert_with(|| "log replica compaction refused".to_string());
                 }
@@ -798,7 +843,7 @@ impl World {
         if self.healed {
             self.heal_write_acked = true;
         }
-        let at = self.now_ms + self.prng.range(0, 20);
+        let at = self.now_ms + self.prng.range(0, self.shape.think_ms_max);
         self.schedule(at, Event::Client(c));
     }
 
@@ -869,7 +914,7 @@ impl World {
                     self.report.eventual_reads += 1;
                 }
             }
-            let at = self.now_ms + self.prng.range(0, 20);
+            let at = self.now_ms + self.prng.range(0, self.shape.think_ms_max);
             self.schedule(at, Event::Client(c));
         }
     }
@@ -1023,8 +1068,13 @@ impl World {
         host.applied = boot.snapshot.meta.index;
         host.down_since_ms = None;
         let local = host.local(self.now_ms);
-        host.replica = Replica::new(config, boot, local).ok();
         let inc = host.incarnation;
+        let replica = Replica::new(config, boot, local).ok();
+        let core = self.core(replica, inc);
+        let Some(host) = self.hosts.get_mut(h) else {
+            return;
+        };
+        host.replica = core;
         let at = self.now_ms + TICK_MS;
         self.schedule(at, Event::Tick(h, inc));
     }

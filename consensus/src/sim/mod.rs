@@ -3,6 +3,7 @@
 //! | module | holds |
 //! | --- | --- |
 //! | [`cluster`] | the world: hosts, clients, nemesis, placement, invariants, phases |
+//! | [`core`] | a host's replica, bare or inside the multi-group layer |
 //! | [`network`] | loss, duplication, delay/reordering, partitions |
 //! | [`storage`] | durable vs in-flight writes; a crash keeps a torn prefix |
 //! | [`linearizability`] | the per-key register checker |
@@ -12,6 +13,7 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod core;
 pub mod linearizability;
 pub mod network;
 pub mod storage;
