@@ -429,7 +429,7 @@ impl Node {
         }
     }
 
-    fn wake(&mut self, _now: Tick, group: GroupId) {
+    fn wake(&mut self, now: Tick, group: GroupId) {
         let Some(slot) = self.groups.get_mut(&group) else {
             return;
         };
@@ -439,6 +439,7 @@ impl Node {
         slot.quiet_since = None;
         slot.quiesced = false;
         self.active.insert(group);
+        slot.replica.resume(now);
         if let Some(leader) = slot.replica.leader() {
             if let Some(peer) = self.peers.get_mut(&leader) {
                 peer.led_quiesced.remove(&group);

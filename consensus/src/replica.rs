@@ -640,6 +640,20 @@ impl Replica {
 
     // ----- inputs -----
 
+    /// The driver resumes ticking this replica after a pause (the multi-group layer's
+    /// quiescence). A leader restarts its check-quorum window from `now` (its followers
+    /// were caught up and silent by agreement, not lost) and heartbeats at once; leases
+    /// are untouched (they only ever come from acknowledgements).
+    pub fn resume(&mut self, now: Tick) {
+        if self.role != Role::Leader {
+            return;
+        }
+        for p in self.progress.values_mut() {
+            p.last_active = p.last_active.max(now);
+        }
+        self.heartbeat_deadline = now;
+    }
+
     /// The driver learnt that this follower's leader was alive at `at` on this replica's
     /// clock (a heartbeat coalesced per node pair, for a quiesced group). Refusing votes
     /// for longer is always safe; it also pushes back the election timer.

@@ -236,3 +236,34 @@ fn a_quiesced_group_elects_a_new_leader_when_its_leaders_node_dies() {
         assert!(leader, "group {g} found a new leader");
     }
 }
+
+/// Regression: a leader woken from quiescence by a proposal after a long idle spell saw its
+/// followers' last answers as seconds old, failed check-quorum at its next tick (before any
+/// answer could arrive) and stepped down, losing the write. Waking now restarts the
+/// check-quorum window.
+#[test]
+fn a_leader_woken_after_a_long_idle_spell_keeps_leading() {
+    let mut c = Cluster::new(1, true);
+    c.run(3_000);
+    assert_eq!(c.nodes.values().map(Node::active_count).sum::<usize>(), 0);
+    c.run(10_000);
+    let (leader, _) = c
+        .nodes
+        .iter()
+        .find(|(_, n)| n.replica(GroupId(0)).unwrap().role() == Role::Leader)
+        .map(|(id, n)| (*id, n.replica(GroupId(0)).unwrap().term()))
+        .unwrap();
+    let now = Tick(c.now_ms);
+    let node = c.nodes.get_mut(&leader).unwrap();
+    let mut out = NodeActions::default();
+    node.propose(now, GroupId(0), b"late".to_vec(), &mut out)
+        .unwrap();
+    // Its next tick comes before any answer.
+    let mut tick_out = NodeActions::default();
+    node.tick(Tick(c.now_ms + 5), &mut tick_out);
+    assert_eq!(
+        node.replica(GroupId(0)).unwrap().role(),
+        Role::Leader,
+        "stepped down on wake"
+    );
+}
