@@ -18,6 +18,26 @@
 //! | [`multi`] | many groups per node, coalesced heartbeats, quiescence |
 //! | [`prng`] | the seeded random stream |
 //! | [`sim`] | simulator, linearizability checker, exhaustive model checker |
+//!
+//! A single-replica group, driven by hand:
+//!
+//! ```
+//! use keel_consensus::*;
+//!
+//! let membership = Membership::storage(&[NodeId(1)]).unwrap();
+//! let boot = Boot::bootstrap(membership, true);
+//! let mut r = Replica::new(Config::new(NodeId(1), 42), boot, Tick(0)).unwrap();
+//! let mut out = Actions::default();
+//! r.step(Tick(400), Input::Tick, &mut out); // the election timeout fires
+//! assert_eq!(r.role(), Role::Leader);
+//! let index = r.propose(Tick(401), b"put k v".to_vec(), &mut out).unwrap();
+//! // The driver makes out.persist durable, sends out.messages, then reports:
+//! let (last, term) = (r.log().last_index(), r.log().last_term());
+//! out.clear();
+//! r.step(Tick(402), Input::Persisted { index: last, term }, &mut out);
+//! assert_eq!(r.commit(), index);
+//! assert!(matches!(out.apply.last(), Some(Apply::Entry(e)) if e.index == index));
+//! ```
 
 pub mod lease;
 pub mod log;
