@@ -79,6 +79,11 @@ impl Shape {
             delay_min_ms,
             delay_max_ms: delay_min_ms
                 + [0, 2, 10, 40][usize::try_from(prng.below(4)).unwrap_or(0)],
+            long_delay_ppm: if prng.below(3) == 0 {
+                prng.range(1_000, 20_000)
+            } else {
+                0
+            },
         };
         Shape {
             replicas,
@@ -578,6 +583,7 @@ impl World {
         self.network.faults = NetworkFaults {
             loss_ppm: 0,
             duplicate_ppm: 0,
+            long_delay_ppm: 0,
             ..self.network.faults
         };
         for h in 0..self.hosts.len() {

@@ -17,6 +17,9 @@ pub struct NetworkFaults {
     pub delay_min_ms: u64,
     /// Longest one-way delay; a wide range reorders messages.
     pub delay_max_ms: u64,
+    /// Chance a message is held back far longer (0.2–2 s, past election timeouts), in
+    /// parts per million: stale messages from old terms arrive late.
+    pub long_delay_ppm: u64,
 }
 
 impl NetworkFaults {
@@ -28,6 +31,7 @@ impl NetworkFaults {
             duplicate_ppm: 0,
             delay_min_ms: 1,
             delay_max_ms: 1,
+            long_delay_ppm: 0,
         }
     }
 }
@@ -92,10 +96,18 @@ impl Network {
             self.dropped += 1;
             return Vec::new();
         }
-        let mut delays = vec![prng.range(self.faults.delay_min_ms, self.faults.delay_max_ms)];
+        let mut delays = vec![self.delay(prng)];
         if prng.chance_ppm(self.faults.duplicate_ppm) {
-            delays.push(prng.range(self.faults.delay_min_ms, self.faults.delay_max_ms));
+            delays.push(self.delay(prng));
         }
         delays
+    }
+
+    fn delay(&self, prng: &mut Prng) -> u64 {
+        let d = prng.range(self.faults.delay_min_ms, self.faults.delay_max_ms);
+        if self.faults.long_delay_ppm > 0 && prng.chance_ppm(self.faults.long_delay_ppm) {
+            return d + prng.range(200, 2_000);
+        }
+        d
     }
 }
