@@ -62,6 +62,11 @@ pub struct Config {
     pub inflight_entries_max: u64,
     /// Seed of the replica's own random stream (election timeouts).
     pub seed: u64,
+    /// Simulation only (FoundationDB's buggify): the chance, in parts per million, that
+    /// the replica takes a legal but rare branch at a decision point (a snapshot sent
+    /// where entries would do; replication falling back to probing). Always 0 in
+    /// production.
+    pub buggify_ppm: u64,
     /// Deliberate bugs, for showing that the simulator and the model checker catch them.
     #[cfg(test)]
     pub(crate) bugs: Bugs,
@@ -115,6 +120,7 @@ impl Config {
             append_entries_max: 64,
             inflight_entries_max: 256,
             seed,
+            buggify_ppm: 0,
             #[cfg(test)]
             bugs: Bugs::default(),
         }
@@ -1338,6 +1344,11 @@ impl Replica {
                 }
                 pr.probing = false;
                 pr.snapshot_sent_at = None;
+                if self.config.buggify_ppm > 0 && self.prng.chance_ppm(self.config.buggify_ppm) {
+                    // Forget the optimism: probe again from the match.
+                    pr.next_index = pr.match_index.next();
+                    pr.probing = true;
+                }
             }
             Err(hint) => {
                 let mut next = match hint.conflict_term {
@@ -1487,7 +1498,10 @@ impl Replica {
             return;
         };
         let prev_index = pr.next_index.prev();
-        if pr.needs_snapshot || prev_index < snapshot_index {
+        let buggify = self.config.buggify_ppm > 0
+            && snapshot_index > LogIndex(0)
+            && self.prng.chance_ppm(self.config.buggify_ppm);
+        if pr.needs_snapshot || prev_index < snapshot_index || buggify {
             if pr
                 .snapshot_sent_at
                 .is_some_and(|t| now < t.add_ms(heartbeat_ms))

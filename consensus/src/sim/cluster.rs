@@ -53,6 +53,8 @@ pub struct Shape {
     pub sync_ms: (u64, u64),
     /// Mean time between nemesis actions, ms.
     pub nemesis_every_ms: u64,
+    /// Buggify: chance per decision point that replicas take a rare legal branch (ppm).
+    pub buggify_ppm: u64,
     /// Longest pause of a client between operations (long pauses let groups go idle).
     pub think_ms_max: u64,
     /// Run each replica inside the multi-group layer (quiescence, node heartbeats), with
@@ -99,6 +101,7 @@ impl Shape {
             sync_ms: (prng.range(0, 2), prng.range(2, 8)),
             nemesis_every_ms: prng.range(50, 400),
             think_ms_max: if prng.below(2) == 0 { 20 } else { 300 },
+            buggify_ppm: if prng.below(2) == 0 { 0 } else { 20_000 },
             multi_quiesce_after_ms: (prng.below(2) == 0).then(|| prng.range(10, 100)),
         }
     }
@@ -443,6 +446,7 @@ impl World {
         c.lease_reads = self.shape.lease_reads;
         c.append_entries_max = 16;
         c.inflight_entries_max = 64;
+        c.buggify_ppm = self.shape.buggify_ppm;
         #[cfg(test)]
         {
             c.bugs = self.bugs;
