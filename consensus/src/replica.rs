@@ -1343,7 +1343,10 @@ impl Replica {
                     pr.next_index = pr.match_index.next();
                 }
                 pr.probing = false;
-                pr.snapshot_sent_at = None;
+                if !needs_snapshot {
+                    // (While it still needs one, resending stays throttled to a heartbeat.)
+                    pr.snapshot_sent_at = None;
+                }
                 if self.config.buggify_ppm > 0 && self.prng.chance_ppm(self.config.buggify_ppm) {
                     // Forget the optimism: probe again from the match.
                     pr.next_index = pr.match_index.next();
