@@ -3,6 +3,9 @@
 //! model across checkpoints and reopenings.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness code")]
 
+mod common;
+use common::run;
+
 use std::collections::BTreeMap;
 
 use keel_engine::error::StorageError;
@@ -13,14 +16,6 @@ use keel_net::{Item, KeyAttribute, KeySchema, KeyType, KeyValue, Number, Primary
 use proptest::prelude::*;
 
 const P: PartitionId = PartitionId(1);
-
-fn run<T: 'static>(f: impl std::future::Future<Output = T> + 'static) -> T {
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(4 << 20)
-        .make()
-        .unwrap()
-        .run(f)
-}
 
 fn options(dir: &std::path::Path) -> EngineOptions {
     let mut o = EngineOptions::new(dir);

@@ -2,6 +2,9 @@
 //! a bit flip inside the WAL (not at its tail), a truncated WAL segment.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness code")]
 
+mod common;
+use common::run;
+
 use keel_engine::error::StorageError;
 use keel_engine::shard::{Condition, Engine, EngineError, EngineOptions, PartitionId};
 use keel_engine::wal::WalError;
@@ -9,14 +12,6 @@ use keel_net::{Item, KeyAttribute, KeySchema, KeyType, KeyValue, PrimaryKey, Val
 
 const P: PartitionId = PartitionId(1);
 const ITEMS: u32 = 3000;
-
-fn run<T: 'static>(f: impl std::future::Future<Output = T> + 'static) -> T {
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(4 << 20)
-        .make()
-        .unwrap()
-        .run(f)
-}
 
 fn options(dir: &std::path::Path) -> EngineOptions {
     let mut o = EngineOptions::new(dir);

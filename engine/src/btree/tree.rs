@@ -325,25 +325,36 @@ impl<F: PageFile> Tree<F> {
         m.applied_lsn = m.applied_lsn.max(lsn);
     }
 
+    /// Loads tree page `id`: a leaf comes back alone; for a branch, `pick` chooses the
+    /// child index to follow, returned with the child's id. Every descent goes through here.
+    async fn step(
+        &self,
+        id: PageId,
+        pick: impl FnOnce(&[u8]) -> usize,
+    ) -> Result<(PageRef<F>, Option<(usize, PageId)>), StorageError> {
+        let p = self.cache.get(self.file, id).await?;
+        let down = {
+            let b = p.bytes();
+            match page::kind(&b) {
+                Some(PageKind::Leaf) => None,
+                Some(PageKind::Branch) => {
+                    let idx = pick(&b);
+                    Some((idx, child_of(page::cell(&b, idx).1)))
+                }
+                _ => return Err(self.malformed(id, "expected a tree page")),
+            }
+        };
+        Ok((p, down))
+    }
+
     async fn leaf_for(&self, key: &[u8]) -> Result<Option<PageRef<F>>, StorageError> {
         let Some(mut id) = self.meta.borrow().root else {
             return Ok(None);
         };
         loop {
-            let p = self.cache.get(self.file, id).await?;
-            let child = {
-                let b = p.bytes();
-                match page::kind(&b) {
-                    Some(PageKind::Leaf) => None,
-                    Some(PageKind::Branch) => {
-                        Some(child_of(page::cell(&b, child_index(&b, key)).1))
-                    }
-                    _ => return Err(self.malformed(id, "expected a tree page")),
-                }
-            };
-            match child {
-                None => return Ok(Some(p)),
-                Some(c) => id = c,
+            match self.step(id, |b| child_index(b, key)).await? {
+                (p, None) => return Ok(Some(p)),
+                (_, Some((_, child))) => id = child,
             }
         }
     }
@@ -483,17 +494,9 @@ impl<F: PageFile> Tree<F> {
         self.meta.borrow_mut().root = Some(id);
         let mut path = Vec::new();
         loop {
-            let p = self.cache.get(self.file, id).await?;
-            let (idx, child) = {
-                let b = p.bytes();
-                match page::kind(&b) {
-                    Some(PageKind::Leaf) => return Ok((path, id)),
-                    Some(PageKind::Branch) => {
-                        let idx = child_index(&b, key);
-                        (idx, child_of(page::cell(&b, idx).1))
-                    }
-                    _ => return Err(self.malformed(id, "expected a tree page")),
-                }
+            let (p, down) = self.step(id, |b| child_index(b, key)).await?;
+            let Some((idx, child)) = down else {
+                return Ok((path, id));
             };
             let new_child = self.writable(child, lsn).await?;
             if new_child != child {
@@ -785,31 +788,18 @@ impl<F: PageFile> Tree<F> {
         // Descend to the first leaf position, remembering (branch, child index).
         let mut stack: Vec<(PageId, usize)> = Vec::new();
         let mut id = root;
+        let first_child = |b: &[u8]| match (target, reverse) {
+            (Bound::Unbounded, false) => 0,
+            (Bound::Unbounded, true) => page::count(b) - 1,
+            (Bound::Included(k), _) | (Bound::Excluded(k), false) => child_index(b, k),
+            (Bound::Excluded(k), true) => match page::search(b, k) {
+                Ok(i) | Err(i) => i.saturating_sub(1),
+            },
+        };
         let mut leaf = loop {
-            let p = self.cache.get(self.file, id).await?;
-            let next = {
-                let b = p.bytes();
-                match page::kind(&b) {
-                    Some(PageKind::Leaf) => None,
-                    Some(PageKind::Branch) => {
-                        let n = page::count(&b);
-                        let idx = match (target, reverse) {
-                            (Bound::Unbounded, false) => 0,
-                            (Bound::Unbounded, true) => n - 1,
-                            (Bound::Included(k), _) => child_index(&b, k),
-                            (Bound::Excluded(k), false) => child_index(&b, k),
-                            (Bound::Excluded(k), true) => match page::search(&b, k) {
-                                Ok(i) | Err(i) => i.saturating_sub(1),
-                            },
-                        };
-                        Some((idx, child_of(page::cell(&b, idx).1)))
-                    }
-                    _ => return Err(self.malformed(id, "expected a tree page")),
-                }
-            };
-            match next {
-                None => break p,
-                Some((idx, child)) => {
+            match self.step(id, first_child).await? {
+                (p, None) => break p,
+                (_, Some((idx, child))) => {
                     stack.push((id, idx));
                     id = child;
                 }
@@ -856,25 +846,14 @@ impl<F: PageFile> Tree<F> {
                         let mut child = child_of(page::cell(&b.bytes(), s).1);
                         drop(b);
                         // Descend to the edge leaf of that subtree.
+                        let edge = |pb: &[u8]| if reverse { page::count(pb) - 1 } else { 0 };
                         loop {
-                            let p = self.cache.get(self.file, child).await?;
-                            let down = {
-                                let pb = p.bytes();
-                                match page::kind(&pb) {
-                                    Some(PageKind::Leaf) => None,
-                                    Some(PageKind::Branch) => {
-                                        let i = if reverse { page::count(&pb) - 1 } else { 0 };
-                                        Some((i, child_of(page::cell(&pb, i).1)))
-                                    }
-                                    _ => return Err(self.malformed(child, "expected a tree page")),
-                                }
-                            };
-                            match down {
-                                None => {
+                            match self.step(child, edge).await? {
+                                (p, None) => {
                                     next_leaf = Some(p);
                                     break;
                                 }
-                                Some((i, c)) => {
+                                (_, Some((i, c))) => {
                                     stack.push((child, i));
                                     child = c;
                                 }
