@@ -403,13 +403,21 @@ impl Engine {
             }
             None => None,
         };
-        if !condition.holds(old.as_ref()) {
-            return Err(EngineError::ConditionFailed);
-        }
         let m = match value {
-            Some(value) => Mutation::Put { key, value },
-            None if old.is_none() => return Ok(None),
-            None => Mutation::Delete { key },
+            Some(value) if condition.holds(old.as_ref()) => Mutation::Put { key, value },
+            None if condition.holds(old.as_ref()) && old.is_some() => Mutation::Delete { key },
+            _ => {
+                // Nothing to write (a failed condition, or a delete of nothing): an answer
+                // read from the tree, so like a read it waits until what it saw is durable.
+                let seen = p.tree.applied_lsn();
+                drop(guard);
+                self.inner.wal.wait_durable(Lsn(seen)).await?;
+                return if condition.holds(old.as_ref()) {
+                    Ok(None)
+                } else {
+                    Err(EngineError::ConditionFailed)
+                };
+            }
         };
         let mut payload = Vec::with_capacity(3 + key.len() + value.map_or(0, <[u8]>::len));
         m.encode(&mut payload);
