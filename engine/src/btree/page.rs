@@ -485,14 +485,22 @@ fn build_spliced(out: &mut [u8], kind: PageKind, page: &[u8], splice: &Splice<'_
     let n = splice.len();
     let (at, removed) = (splice.at, splice.removed);
     assert!(n <= CELLS_MAX, "{n} cells in one page");
-    let mut slots = [0u16; CELLS_MAX];
-    // Cells before the edit: same bytes, same offsets.
+    let slot_at = |i: usize| HEADER_BYTES + i * SLOT_BYTES;
+    let set_slot = |out: &mut [u8], i: usize, offset: usize| {
+        if let Some(s) = out.get_mut(slot_at(i)..slot_at(i) + SLOT_BYTES) {
+            s.copy_from_slice(&(offset as u16).to_le_bytes());
+        }
+    };
+    // Cells before the edit: same bytes, same offsets, so their slots copy as they are.
     let prefix_lo = cell_end_old(at);
     if let (Some(dst), Some(src)) = (out.get_mut(prefix_lo..), page.get(prefix_lo..)) {
         dst.copy_from_slice(src);
     }
-    for (i, slot) in slots.iter_mut().enumerate().take(at) {
-        *slot = slot_old(i) as u16;
+    if let (Some(dst), Some(src)) = (
+        out.get_mut(HEADER_BYTES..slot_at(at)),
+        page.get(HEADER_BYTES..slot_at(at)),
+    ) {
+        dst.copy_from_slice(src);
     }
     // The inserted cells, encoded one by one.
     let mut end = prefix_lo;
@@ -500,12 +508,10 @@ fn build_spliced(out: &mut [u8], kind: PageKind, page: &[u8], splice: &Splice<'_
         let len = CELL_PREFIX_BYTES + k.len() + v.len();
         let start = end - len;
         write_cell(out.get_mut(start..end).unwrap_or_default(), k, v);
-        if let Some(slot) = slots.get_mut(at + m) {
-            *slot = start as u16;
-        }
+        set_slot(out, at + m, start);
         end = start;
     }
-    // Cells after the edit: one block, shifted.
+    // Cells after the edit: one block, shifted; their slots shift by the same amount.
     let first_after = at + removed;
     if first_after < n_old {
         let hi = cell_end_old(first_after);
@@ -516,9 +522,7 @@ fn build_spliced(out: &mut [u8], kind: PageKind, page: &[u8], splice: &Splice<'_
         }
         let base = at + splice.inserted.len();
         for j in first_after..n_old {
-            if let Some(slot) = slots.get_mut(base + j - first_after) {
-                *slot = (slot_old(j) + new_lo - lo) as u16;
-            }
+            set_slot(out, base + j - first_after, slot_old(j) + new_lo - lo);
         }
         end = new_lo;
     }
@@ -530,13 +534,7 @@ fn build_spliced(out: &mut [u8], kind: PageKind, page: &[u8], splice: &Splice<'_
         h.kind = kind as u8;
         h.count.set(n as u16);
     }
-    for (i, slot) in slots.iter().enumerate().take(n) {
-        let at = HEADER_BYTES + i * SLOT_BYTES;
-        if let Some(s) = out.get_mut(at..at + SLOT_BYTES) {
-            s.copy_from_slice(&slot.to_le_bytes());
-        }
-    }
-    if let Some(gap) = out.get_mut(HEADER_BYTES + n * SLOT_BYTES..end) {
+    if let Some(gap) = out.get_mut(slot_at(n)..end) {
         gap.fill(0);
     }
 }
