@@ -127,6 +127,13 @@ pub struct Tree<F: PageFile> {
     scratch: RefCell<Box<[u8]>>,
 }
 
+/// A leaf value copied out of its page: the bytes, or the overflow chain still to read
+/// (after the page's borrow ends).
+enum CellValue {
+    Bytes(Vec<u8>),
+    Overflow { len: usize, first: PageId },
+}
+
 /// A leaf value as stored in its cell.
 enum Stored<'a> {
     Inline(&'a [u8]),
@@ -382,23 +389,19 @@ impl<F: PageFile> Tree<F> {
         };
         match found {
             None => Ok(None),
-            Some(Ok(v)) => Ok(Some(v)),
-            Some(Err((len, first))) => Ok(Some(self.read_overflow(len, first).await?)),
+            Some(CellValue::Bytes(v)) => Ok(Some(v)),
+            Some(CellValue::Overflow { len, first }) => {
+                Ok(Some(self.read_overflow(len, first).await?))
+            }
         }
     }
 
     /// The value of cell `i`: the bytes if inline, or the overflow reference to read.
-    #[allow(clippy::type_complexity)]
-    fn value_or_ref(
-        &self,
-        b: &[u8],
-        page: PageId,
-        i: usize,
-    ) -> Result<Result<Vec<u8>, (usize, PageId)>, StorageError> {
+    fn value_or_ref(&self, b: &[u8], page: PageId, i: usize) -> Result<CellValue, StorageError> {
         Ok(
             match decode_stored(page::cell(b, i).1, self.io.path(), page)? {
-                Stored::Inline(v) => Ok(v.to_vec()),
-                Stored::Overflow { len, first } => Err((len, first)),
+                Stored::Inline(v) => CellValue::Bytes(v.to_vec()),
+                Stored::Overflow { len, first } => CellValue::Overflow { len, first },
             },
         )
     }
@@ -895,8 +898,8 @@ impl<F: PageFile> Tree<F> {
                 (key.to_vec(), self.value_or_ref(&b, leaf.id(), i)?)
             };
             let value = match value {
-                Ok(v) => v,
-                Err((len, first)) => self.read_overflow(len, first).await?,
+                CellValue::Bytes(v) => v,
+                CellValue::Overflow { len, first } => self.read_overflow(len, first).await?,
             };
             bytes += value.len();
             out.push((key, value));
