@@ -1051,78 +1051,77 @@ mod tests {
         }
     }
 
+    /// Runs `test` on a fresh executor with small WAL options in a temporary directory
+    /// (the glommio #605 probe done first).
+    fn with_wal_options<F, Fut>(test: F)
+    where
+        F: FnOnce(WalOptions) -> Fut + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let dir = tempfile::Builder::new()
+            .prefix("wal-unit")
+            .tempdir_in(std::env::temp_dir())
+            .unwrap();
+        let path = dir.path().to_path_buf();
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(2 << 20)
+            .make()
+            .unwrap()
+            .run(async move {
+                probe_workaround(&path).await.unwrap();
+                let mut options = WalOptions::new(path);
+                options.segment_bytes = 2 << 20;
+                options.batch_bytes_max = super::super::batch::BATCH_BYTES_MIN;
+                test(options).await;
+            });
+    }
+
     /// fsyncgate: after a failed fdatasync the kernel may have dropped the dirty pages and
     /// a retry would report success. So the WAL never retries: the failed batch's appends
     /// and every later one fail, and close reports it.
     #[test]
     fn failed_fdatasync_fails_the_wal_for_good() {
-        let dir = tempfile::Builder::new()
-            .prefix("wal-unit")
-            .tempdir_in(std::env::temp_dir())
-            .unwrap();
-        let path = dir.path().to_path_buf();
-        LocalExecutorBuilder::new(Placement::Unbound)
-            .io_memory(2 << 20)
-            .make()
-            .unwrap()
-            .run(async move {
-                probe_workaround(&path).await.unwrap();
-                let mut options = WalOptions::new(path.clone());
-                options.segment_bytes = 2 << 20;
-                options.batch_bytes_max = super::super::batch::BATCH_BYTES_MIN;
-                let wal = Wal::open(options.clone()).await.unwrap();
-                assert_eq!(wal.append(meta(), b"one").await.unwrap(), Lsn(1));
-                wal.inner.state.borrow_mut().fail_next_sync = true;
-                let tasks: Vec<_> = (0..8)
-                    .map(|_| {
-                        let wal = wal.clone();
-                        glommio::spawn_local(async move { wal.append(meta(), b"x").await })
-                    })
-                    .collect();
-                for t in tasks {
-                    assert!(matches!(t.await, Err(WalError::Failed { .. })));
-                }
-                assert_eq!(wal.last_lsn(), Lsn(1));
-                assert!(matches!(
-                    wal.append(meta(), b"later").await,
-                    Err(WalError::Failed { .. })
-                ));
-                assert!(matches!(
-                    wal.clone().close().await,
-                    Err(WalError::Failed { .. })
-                ));
-                // Restart: the log recovers; the failed batch may or may not be there.
-                let wal = Wal::open(options).await.unwrap();
-                assert!(wal.last_lsn() >= Lsn(1));
-                let next = wal.append(meta(), b"after").await.unwrap();
-                assert_eq!(next, wal.last_lsn());
-                wal.close().await.unwrap();
-            });
+        with_wal_options(|options| async move {
+            let wal = Wal::open(options.clone()).await.unwrap();
+            assert_eq!(wal.append(meta(), b"one").await.unwrap(), Lsn(1));
+            wal.inner.state.borrow_mut().fail_next_sync = true;
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    let wal = wal.clone();
+                    glommio::spawn_local(async move { wal.append(meta(), b"x").await })
+                })
+                .collect();
+            for t in tasks {
+                assert!(matches!(t.await, Err(WalError::Failed { .. })));
+            }
+            assert_eq!(wal.last_lsn(), Lsn(1));
+            assert!(matches!(
+                wal.append(meta(), b"later").await,
+                Err(WalError::Failed { .. })
+            ));
+            assert!(matches!(
+                wal.clone().close().await,
+                Err(WalError::Failed { .. })
+            ));
+            // Restart: the log recovers; the failed batch may or may not be there.
+            let wal = Wal::open(options).await.unwrap();
+            assert!(wal.last_lsn() >= Lsn(1));
+            let next = wal.append(meta(), b"after").await.unwrap();
+            assert_eq!(next, wal.last_lsn());
+            wal.close().await.unwrap();
+        });
     }
 
     #[test]
     fn append_after_close_is_refused() {
-        let dir = tempfile::Builder::new()
-            .prefix("wal-unit")
-            .tempdir_in(std::env::temp_dir())
-            .unwrap();
-        let path = dir.path().to_path_buf();
-        LocalExecutorBuilder::new(Placement::Unbound)
-            .io_memory(2 << 20)
-            .make()
-            .unwrap()
-            .run(async move {
-                probe_workaround(&path).await.unwrap();
-                let mut options = WalOptions::new(path.clone());
-                options.segment_bytes = 2 << 20;
-                options.batch_bytes_max = super::super::batch::BATCH_BYTES_MIN;
-                let wal = Wal::open(options).await.unwrap();
-                let other = wal.clone();
-                wal.close().await.unwrap();
-                assert!(matches!(
-                    other.append(meta(), b"late").await,
-                    Err(WalError::Closed)
-                ));
-            });
+        with_wal_options(|options| async move {
+            let wal = Wal::open(options).await.unwrap();
+            let other = wal.clone();
+            wal.close().await.unwrap();
+            assert!(matches!(
+                other.append(meta(), b"late").await,
+                Err(WalError::Closed)
+            ));
+        });
     }
 }
