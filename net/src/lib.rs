@@ -10,5 +10,5 @@ pub use model::{
     decode_item, decode_storage_key, encode_item, encode_sort_key, encode_sort_key_prefix,
     encode_storage_key, item_size_bytes, partition_hash, partition_prefix, prefix_upper_bound,
     storage_key_hash, validate_item, Item, KeyAttribute, KeySchema, KeyType, KeyValue, ModelError,
-    Number, PrimaryKey, Value, ITEM_BYTES_MAX, STORAGE_KEY_BYTES_MAX,
+    Number, PrimaryKey, SortCondition, Value, ITEM_BYTES_MAX, STORAGE_KEY_BYTES_MAX,
 };

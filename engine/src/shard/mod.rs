@@ -14,7 +14,8 @@ pub mod range;
 
 pub use condition::Condition;
 pub use engine::{Engine, EngineOptions, EngineStats, PartitionId, ScanPage};
-pub use range::{KeyRange, SortCondition};
+pub use keel_net::SortCondition;
+pub use range::KeyRange;
 
 use crate::error::StorageError;
 use crate::wal::WalError;

@@ -5,30 +5,8 @@ use std::ops::Bound;
 
 use keel_net::{
     encode_sort_key, encode_sort_key_prefix, partition_prefix, prefix_upper_bound, KeyValue,
-    ModelError,
+    ModelError, SortCondition,
 };
-
-/// A condition on the sort key within one partition key.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum SortCondition {
-    /// Every sort key.
-    Any,
-    /// `sk = v`
-    Eq(KeyValue),
-    /// `sk < v`
-    Lt(KeyValue),
-    /// `sk <= v`
-    Le(KeyValue),
-    /// `sk > v`
-    Gt(KeyValue),
-    /// `sk >= v`
-    Ge(KeyValue),
-    /// `a <= sk <= b`
-    Between(KeyValue, KeyValue),
-    /// `begins_with(sk, prefix)` (S or B sort keys)
-    BeginsWith(KeyValue),
-}
 
 /// A range of storage keys; bounds are encoded storage keys.
 #[derive(Debug, Clone, PartialEq, Eq)]

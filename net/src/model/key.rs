@@ -247,3 +247,25 @@ fn check_key_value(
     }
     Ok(())
 }
+
+/// A condition on the sort key within one partition key.
+/// The set is DynamoDB's whole set of key conditions, so it is closed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortCondition {
+    /// Every sort key.
+    Any,
+    /// `sk = v`
+    Eq(KeyValue),
+    /// `sk < v`
+    Lt(KeyValue),
+    /// `sk <= v`
+    Le(KeyValue),
+    /// `sk > v`
+    Gt(KeyValue),
+    /// `sk >= v`
+    Ge(KeyValue),
+    /// `a <= sk <= b`
+    Between(KeyValue, KeyValue),
+    /// `begins_with(sk, prefix)` (S or B sort keys)
+    BeginsWith(KeyValue),
+}

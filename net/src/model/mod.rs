@@ -25,8 +25,8 @@ mod tests;
 pub use error::ModelError;
 pub use item_codec::{decode_item, encode_item, ITEM_FORMAT_VERSION};
 pub use key::{
-    KeyAttribute, KeySchema, KeyType, KeyValue, PrimaryKey, KEY_ATTRIBUTE_NAME_BYTES_MAX,
-    PARTITION_KEY_BYTES_MAX, SORT_KEY_BYTES_MAX,
+    KeyAttribute, KeySchema, KeyType, KeyValue, PrimaryKey, SortCondition,
+    KEY_ATTRIBUTE_NAME_BYTES_MAX, PARTITION_KEY_BYTES_MAX, SORT_KEY_BYTES_MAX,
 };
 pub use number::Number;
 pub use storage_key::{
