@@ -1,9 +1,11 @@
 //! keel-net: the data model shared by the engine, the wire and the client.
 //!
 //! Table of contents:
+//! - [`codec`]: the wire protocol's requests, responses and frames.
 //! - [`model`]: items, values, exact decimal numbers, the item binary encoding, key schemas,
 //!   primary keys, the partition hash and the order-preserving storage-key encoding.
 
+pub mod codec;
 pub mod model;
 
 pub use model::{
