@@ -179,6 +179,13 @@ fn child_index(branch: &[u8], key: &[u8]) -> usize {
     }
 }
 
+impl<F: PageFile> Drop for Tree<F> {
+    fn drop(&mut self) {
+        // Nothing can use the tree's pages any more: let the cache reuse their frames.
+        self.cache.forget_file(self.file);
+    }
+}
+
 impl<F: PageFile> Tree<F> {
     /// Opens the tree in `io` (a fresh file becomes an empty tree with a first checkpoint).
     pub async fn open(

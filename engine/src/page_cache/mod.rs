@@ -158,6 +158,27 @@ impl<F: PageFile> PageCache<F> {
         s.files.remove(&file);
     }
 
+    /// Forgets a file whose pages are no longer wanted (its tree is gone): idle frames are
+    /// freed now, frames being read or written back leave when idle, and nothing of the
+    /// file is written again.
+    pub fn forget_file(&self, file: FileId) {
+        let mut s = self.state.borrow_mut();
+        let frames: Vec<usize> = s
+            .map
+            .iter()
+            .filter(|((f, _), _)| *f == file)
+            .map(|(_, &i)| i)
+            .collect();
+        for i in frames {
+            s.meta[i].dirty = false;
+            s.meta[i].discarded = true;
+            Self::leave_if_discarded(&mut s, i);
+        }
+        s.files.remove(&file);
+        drop(s);
+        self.changed.notify(usize::MAX);
+    }
+
     fn file(&self, file: FileId) -> Rc<F> {
         match self.state.borrow().files.get(&file) {
             Some(f) => f.clone(),

@@ -30,7 +30,7 @@ use super::mutation::Mutation;
 use super::partition_meta;
 use super::range::KeyRange;
 use super::EngineError;
-use crate::btree::{DmaPageFile, Tree, KEY_BYTES_MAX};
+use crate::btree::{DmaPageFile, Tree, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use crate::error::StorageError;
 use crate::page_cache::PageCache;
 use crate::wal::{GroupId, LogIndex, Lsn, RecordKind, RecordMeta, Term, Wal, WalOptions};
@@ -84,6 +84,24 @@ pub struct ScanPage {
     pub resume: Option<Vec<u8>>,
 }
 
+/// What [`Engine::modify`] does with the item it read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Store this item (with the same key) in place of the stored one.
+    Put(Item),
+    /// Delete the stored item (nothing happens if there is none).
+    Delete,
+    /// Write nothing.
+    Keep,
+}
+
+/// A decided change, with the new item already encoded.
+enum Change {
+    Put(Vec<u8>),
+    Delete,
+    Keep,
+}
+
 /// Counters describing an engine.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EngineStats {
@@ -98,6 +116,18 @@ struct Partition {
     schema: KeySchema,
     tree: Tree<DmaPageFile>,
     lock: RwLock<()>,
+    /// Set (under the write lock) when the partition is dropped: operations that found it
+    /// before then answer as if it never existed.
+    dropped: Cell<bool>,
+}
+
+impl Partition {
+    fn check_not_dropped(&self) -> Result<(), EngineError> {
+        if self.dropped.get() {
+            return Err(EngineError::UnknownPartition(self.id.0));
+        }
+        Ok(())
+    }
 }
 
 struct Inner {
@@ -105,6 +135,8 @@ struct Inner {
     wal: Wal,
     cache: Rc<PageCache<DmaPageFile>>,
     partitions: RefCell<BTreeMap<PartitionId, Rc<Partition>>>,
+    /// Dropped partitions whose records the WAL may still hold, with the last LSN then.
+    dropped: RefCell<BTreeMap<PartitionId, u64>>,
     failed: RefCell<Option<String>>,
     stats: Cell<EngineStats>,
     /// WAL bytes written when the last checkpoint began.
@@ -134,6 +166,10 @@ fn tree_path(dir: &Path, id: PartitionId) -> PathBuf {
     partitions_dir(dir).join(format!("{:016x}.tree", id.0))
 }
 
+fn tombstone_path(dir: &Path, id: PartitionId) -> PathBuf {
+    partitions_dir(dir).join(format!("{:016x}.dropped", id.0))
+}
+
 fn std_io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EngineError {
     let path = path.display().to_string();
     move |source| EngineError::Storage(crate::error::io_error(op, &path, 0, source))
@@ -161,13 +197,37 @@ impl Engine {
         let pdir = partitions_dir(&dir);
         std::fs::create_dir_all(&pdir).map_err(std_io("create_dir", &pdir))?;
         let mut partitions = BTreeMap::new();
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&pdir)
-            .map_err(std_io("read_dir", &pdir))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "part"))
-            .collect();
-        entries.sort();
-        for path in entries {
+        let with_extension = |ext: &str| -> Result<Vec<PathBuf>, EngineError> {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(&pdir)
+                .map_err(std_io("read_dir", &pdir))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
+                .collect();
+            v.sort();
+            Ok(v)
+        };
+        // Dropped partitions: their records in the WAL are skipped at replay; a drop that
+        // a crash interrupted is finished here; a tombstone older than the whole log goes.
+        let mut dropped = BTreeMap::new();
+        for path in with_extension("dropped")? {
+            let bytes = std::fs::read(&path).map_err(std_io("read", &path))?;
+            let (id, lsn) = partition_meta::decode_tombstone(&bytes).map_err(|source| {
+                EngineError::CorruptPartitionFile {
+                    path: path.display().to_string(),
+                    source,
+                }
+            })?;
+            let id = PartitionId(id);
+            remove_if_exists(&meta_path(&dir, id))?;
+            remove_if_exists(&tree_path(&dir, id))?;
+            if lsn < wal.first_lsn().0 {
+                remove_if_exists(&path)?;
+            } else {
+                dropped.insert(id, lsn);
+            }
+        }
+        sync_dir(&pdir)?;
+        for path in with_extension("part")? {
             let bytes = std::fs::read(&path).map_err(std_io("read", &path))?;
             let (id, schema) = partition_meta::decode(&bytes).map_err(|source| {
                 EngineError::CorruptPartitionFile {
@@ -193,6 +253,7 @@ impl Engine {
                 wal,
                 cache,
                 partitions: RefCell::new(partitions),
+                dropped: RefCell::new(dropped),
                 failed: RefCell::new(None),
                 stats: Cell::new(EngineStats::default()),
                 checkpoint_mark_bytes: Cell::new(0),
@@ -233,6 +294,7 @@ impl Engine {
             schema,
             tree,
             lock: RwLock::new(()),
+            dropped: Cell::new(false),
         })
     }
 
@@ -254,6 +316,9 @@ impl Engine {
                 continue;
             }
             let id = PartitionId(record.meta.group.0);
+            if inner.dropped.borrow().contains_key(&id) {
+                continue;
+            }
             let Some(p) = inner.partitions.borrow().get(&id).cloned() else {
                 return Err(EngineError::UnknownPartitionInWal {
                     partition: id.0,
@@ -286,7 +351,9 @@ impl Engine {
     ) -> Result<(), EngineError> {
         self.check_alive()?;
         schema.validate()?;
-        if self.inner.partitions.borrow().contains_key(&id) {
+        if self.inner.partitions.borrow().contains_key(&id)
+            || self.inner.dropped.borrow().contains_key(&id)
+        {
             return Err(EngineError::PartitionExists(id.0));
         }
         let dir = &self.inner.options.dir;
@@ -300,6 +367,33 @@ impl Engine {
         std::fs::rename(&tmp, &path).map_err(std_io("rename", &path))?;
         sync_dir(&partitions_dir(dir))?;
         self.inner.partitions.borrow_mut().insert(id, Rc::new(p));
+        Ok(())
+    }
+
+    /// Deletes a partition and all its items; durable when this returns. Operations on it
+    /// that are under way finish first; later ones fail with `UnknownPartition`. Its id
+    /// cannot be used again while the WAL may hold records of it.
+    pub async fn drop_partition(&self, id: PartitionId) -> Result<(), EngineError> {
+        self.check_alive()?;
+        let p = self.partition(id)?;
+        let _guard = p.lock.write().await.map_err(|_| EngineError::Closed)?;
+        p.check_not_dropped()?;
+        p.dropped.set(true);
+        self.inner.partitions.borrow_mut().remove(&id);
+        // Every record of the partition is at or below this LSN (writes log under the lock).
+        let lsn = self.inner.wal.last_assigned_lsn().0;
+        self.inner.dropped.borrow_mut().insert(id, lsn);
+        let dir = &self.inner.options.dir;
+        let path = tombstone_path(dir, id);
+        let tmp = path.with_extension("tmp");
+        write_synced(&tmp, &partition_meta::encode_tombstone(id.0, lsn))?;
+        std::fs::rename(&tmp, &path).map_err(std_io("rename", &path))?;
+        sync_dir(&partitions_dir(dir))?;
+        // From here a restart finishes the drop. The tree's file stays open (and its pages
+        // cached) until the last operation holding the partition lets go of it.
+        remove_if_exists(&meta_path(dir, id))?;
+        remove_if_exists(&tree_path(dir, id))?;
+        sync_dir(&partitions_dir(dir))?;
         Ok(())
     }
 
@@ -355,7 +449,14 @@ impl Engine {
         encode_storage_key(&key, &mut skey);
         let mut value = Vec::new();
         encode_item(item, &mut value);
-        self.write(&p, &skey, Some(&value), condition).await
+        self.write(&p, &skey, |old| {
+            if condition.holds(old) {
+                Ok(Change::Put(value))
+            } else {
+                Err(EngineError::ConditionFailed)
+            }
+        })
+        .await
     }
 
     /// Removes the item under `key` if `condition` holds for it; returns the removed item.
@@ -370,15 +471,54 @@ impl Engine {
         p.schema.check_key(key)?;
         let mut skey = Vec::new();
         encode_storage_key(key, &mut skey);
-        self.write(&p, &skey, None, condition).await
+        self.write(&p, &skey, |old| {
+            if condition.holds(old) {
+                Ok(Change::Delete)
+            } else {
+                Err(EngineError::ConditionFailed)
+            }
+        })
+        .await
+    }
+
+    /// Reads the item under `key`, lets `decide` choose what to do with it, and does it,
+    /// with no other write of the partition in between (UpdateItem, conditional writes).
+    /// `decide` sees the stored item (`None`: there is none); an error it returns is
+    /// returned with nothing written. A [`Decision::Put`] item must have the key `key`.
+    /// Returns the item stored before; durable when this returns.
+    pub async fn modify(
+        &self,
+        partition: PartitionId,
+        key: &PrimaryKey,
+        decide: impl FnOnce(Option<&Item>) -> Result<Decision, EngineError>,
+    ) -> Result<Option<Item>, EngineError> {
+        let p = self.partition(partition)?;
+        p.schema.check_key(key)?;
+        let mut skey = Vec::new();
+        encode_storage_key(key, &mut skey);
+        let schema = &p.schema;
+        self.write(&p, &skey, |old| match decide(old)? {
+            Decision::Keep => Ok(Change::Keep),
+            Decision::Delete => Ok(Change::Delete),
+            Decision::Put(item) => {
+                keel_net::validate_item(&item)?;
+                let new_key = schema.key_of(&item)?;
+                if &new_key != key {
+                    return Err(EngineError::KeyChanged);
+                }
+                let mut value = Vec::new();
+                encode_item(&item, &mut value);
+                Ok(Change::Put(value))
+            }
+        })
+        .await
     }
 
     async fn write(
         &self,
         p: &Partition,
         key: &[u8],
-        value: Option<&[u8]>,
-        condition: &Condition,
+        decide: impl FnOnce(Option<&Item>) -> Result<Change, EngineError>,
     ) -> Result<Option<Item>, EngineError> {
         self.check_alive()?;
         // Refuse before logging: a record the tree cannot take would stop the engine at
@@ -392,6 +532,7 @@ impl Engine {
         p.tree.prefetch(key).await;
         let guard = p.lock.write().await.map_err(|_| EngineError::Closed)?;
         self.check_alive()?;
+        p.check_not_dropped()?;
         let old = match p.tree.get(key).await? {
             Some(bytes) => {
                 Some(
@@ -403,23 +544,30 @@ impl Engine {
             }
             None => None,
         };
-        let m = match value {
-            Some(value) if condition.holds(old.as_ref()) => Mutation::Put { key, value },
-            None if condition.holds(old.as_ref()) && old.is_some() => Mutation::Delete { key },
+        let decided = decide(old.as_ref());
+        let m = match &decided {
+            Ok(Change::Put(value)) => Mutation::Put { key, value },
+            Ok(Change::Delete) if old.is_some() => Mutation::Delete { key },
             _ => {
-                // Nothing to write (a failed condition, or a delete of nothing): an answer
+                // Nothing to write (a refusal, a delete of nothing, a keep): an answer
                 // read from the tree, so like a read it waits until what it saw is durable.
                 let seen = p.tree.applied_lsn();
                 drop(guard);
                 self.inner.wal.wait_durable(Lsn(seen)).await?;
-                return if condition.holds(old.as_ref()) {
-                    Ok(None)
-                } else {
-                    Err(EngineError::ConditionFailed)
-                };
+                return decided.map(|_| old);
             }
         };
-        let mut payload = Vec::with_capacity(3 + key.len() + value.map_or(0, <[u8]>::len));
+        let value_len = match &m {
+            Mutation::Put { value, .. } => value.len(),
+            Mutation::Delete { .. } => 0,
+        };
+        if value_len > VALUE_BYTES_MAX {
+            return Err(EngineError::Storage(StorageError::ValueTooLarge {
+                len: value_len,
+                max: VALUE_BYTES_MAX,
+            }));
+        }
+        let mut payload = Vec::with_capacity(3 + key.len() + value_len);
         m.encode(&mut payload);
         let meta = RecordMeta {
             group: GroupId(p.id.0),
@@ -454,6 +602,7 @@ impl Engine {
         encode_storage_key(key, &mut skey);
         let (bytes, seen) = {
             let _guard = p.lock.read().await.map_err(|_| EngineError::Closed)?;
+            p.check_not_dropped()?;
             (p.tree.get(&skey).await?, p.tree.applied_lsn())
         };
         // Never answer with a change the log could still lose.
@@ -491,6 +640,7 @@ impl Engine {
         let mut raw = Vec::new();
         let seen = {
             let _guard = p.lock.read().await.map_err(|_| EngineError::Closed)?;
+            p.check_not_dropped()?;
             p.tree
                 .scan(
                     as_ref_bound(&range.lower),
@@ -684,6 +834,13 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
     f.write_all(bytes).map_err(std_io("write", path))?;
     f.sync_all().map_err(std_io("fsync", path))?;
     Ok(())
+}
+
+fn remove_if_exists(path: &Path) -> Result<(), EngineError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(std_io("remove", path)(e)),
+        _ => Ok(()),
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), EngineError> {

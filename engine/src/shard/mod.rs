@@ -13,7 +13,7 @@ pub mod partition_meta;
 pub mod range;
 
 pub use condition::Condition;
-pub use engine::{Engine, EngineOptions, EngineStats, PartitionId, ScanPage};
+pub use engine::{Decision, Engine, EngineOptions, EngineStats, PartitionId, ScanPage};
 pub use keel_net::SortCondition;
 pub use range::KeyRange;
 
@@ -27,6 +27,12 @@ pub enum EngineError {
     /// The condition of a conditional write did not hold; nothing was written.
     #[error("the conditional request failed")]
     ConditionFailed,
+    /// A read-modify-write tried to store an item under a different key.
+    #[error("the new item's key differs from the key of the item it replaces")]
+    KeyChanged,
+    /// A read-modify-write refused the stored item (an update that does not apply to it).
+    #[error("{0}")]
+    Refused(String),
     /// The item or key is invalid (type, size, schema).
     #[error("validation: {0}")]
     Validation(#[from] keel_net::ModelError),

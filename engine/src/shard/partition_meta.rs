@@ -6,12 +6,18 @@
 //! ```
 //! It is written once, synced and renamed into place before any WAL record names the
 //! partition, so recovery always knows the schema of every partition it replays.
+//!
+//! A dropped partition leaves a tombstone until the WAL no longer holds its records:
+//! ```text
+//! | magic "KEELDROP" | version u8 | id u64 | last lsn u64 | crc32c u32 (of all before) |
+//! ```
 #![deny(clippy::indexing_slicing)]
 
 use keel_net::{KeyAttribute, KeySchema, KeyType};
 
 const MAGIC: &[u8; 8] = b"KEELPART";
 const VERSION: u8 = 1;
+const TOMBSTONE_MAGIC: &[u8; 8] = b"KEELDROP";
 
 /// Why a partition file could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,15 +116,7 @@ impl<'a> Reader<'a> {
 
 /// Decodes a partition's declaration.
 pub fn decode(bytes: &[u8]) -> Result<(u64, KeySchema), MetaError> {
-    if bytes.len() < 4 {
-        return Err(MetaError::Malformed("truncated"));
-    }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
-    let expected = u32::from_le_bytes(crc.try_into().map_err(|_| MetaError::Malformed("crc"))?);
-    let actual = crc32c::crc32c(body);
-    if expected != actual {
-        return Err(MetaError::Checksum { expected, actual });
-    }
+    let body = checked_body(bytes)?;
     let mut r = Reader(body);
     if r.take(8)? != MAGIC {
         return Err(MetaError::Malformed("bad magic"));
@@ -143,6 +141,56 @@ pub fn decode(bytes: &[u8]) -> Result<(u64, KeySchema), MetaError> {
     Ok((id, schema))
 }
 
+/// Encodes the tombstone of partition `id`, dropped when the WAL's last LSN was `lsn`.
+pub fn encode_tombstone(id: u64, lsn: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(29);
+    out.extend_from_slice(TOMBSTONE_MAGIC);
+    out.push(VERSION);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&lsn.to_le_bytes());
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes a tombstone into (partition id, last LSN when it was dropped).
+pub fn decode_tombstone(bytes: &[u8]) -> Result<(u64, u64), MetaError> {
+    let body = checked_body(bytes)?;
+    let mut r = Reader(body);
+    if r.take(8)? != TOMBSTONE_MAGIC {
+        return Err(MetaError::Malformed("bad magic"));
+    }
+    if r.u8()? != VERSION {
+        return Err(MetaError::Malformed("unknown version"));
+    }
+    let mut u64_field = || -> Result<u64, MetaError> {
+        Ok(u64::from_le_bytes(
+            r.take(8)?
+                .try_into()
+                .map_err(|_| MetaError::Malformed("truncated"))?,
+        ))
+    };
+    let id = u64_field()?;
+    let lsn = u64_field()?;
+    if !r.0.is_empty() {
+        return Err(MetaError::Malformed("trailing bytes"));
+    }
+    Ok((id, lsn))
+}
+
+fn checked_body(bytes: &[u8]) -> Result<&[u8], MetaError> {
+    if bytes.len() < 4 {
+        return Err(MetaError::Malformed("truncated"));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let expected = u32::from_le_bytes(crc.try_into().map_err(|_| MetaError::Malformed("crc"))?);
+    let actual = crc32c::crc32c(body);
+    if expected != actual {
+        return Err(MetaError::Checksum { expected, actual });
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +209,20 @@ mod tests {
             assert!(decode(&b).is_err(), "flip at {i} undetected");
         }
         assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn tombstone_round_trip_and_corruption() {
+        let bytes = encode_tombstone(9, 12345);
+        assert_eq!(decode_tombstone(&bytes), Ok((9, 12345)));
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x01;
+            assert!(decode_tombstone(&b).is_err(), "flip at {i} undetected");
+        }
+        assert!(decode_tombstone(&bytes[..bytes.len() - 1]).is_err());
+        // A declaration is not a tombstone.
+        let schema = KeySchema::partition_only(KeyAttribute::new("id", KeyType::S));
+        assert!(decode_tombstone(&encode(9, &schema)).is_err());
     }
 }
