@@ -1,0 +1,428 @@
+//! The item operations of the protocol carried out on the shard that owns the partition:
+//! PutItem, GetItem, DeleteItem, UpdateItem, Query, and one partition's part of a Scan.
+//!
+//! Expressions are parsed and checked before the engine is touched, so a malformed
+//! request costs no lock and no log record; conditions and updates are evaluated inside
+//! [`Engine::modify`], against the item stored at that moment.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use keel_net::codec::{
+    DeleteItem, ErrorCode, ErrorResponse, ExprArgs, GetItem, ItemPage, PutItem, Query,
+    ReturnValues, UpdateItem,
+};
+use keel_net::expr::{
+    key_condition, parse_condition, parse_projection, parse_update, Condition,
+    ExpressionAttributes, ExprError, ExprRef, Projection,
+};
+use keel_net::model::PARTITION_HASH_BYTES;
+use keel_net::{
+    decode_storage_key, encode_storage_key, partition_hash, Item, KeySchema, PrimaryKey,
+};
+
+use super::catalog::{partition_id, Table};
+use crate::shard::{Decision, Engine, EngineError, KeyRange, PartitionId, ScanPage};
+
+/// An error answer.
+pub fn error(code: ErrorCode, message: impl Into<String>) -> ErrorResponse {
+    ErrorResponse {
+        code,
+        retryable: matches!(code, ErrorCode::Throttled | ErrorCode::Unavailable),
+        message: message.into(),
+    }
+}
+
+/// A validation error answer.
+pub fn invalid(message: impl Into<String>) -> ErrorResponse {
+    error(ErrorCode::Validation, message)
+}
+
+fn expr_error(e: ExprError) -> ErrorResponse {
+    invalid(e.to_string())
+}
+
+/// The answer for an engine error.
+pub fn engine_error(e: EngineError) -> ErrorResponse {
+    match e {
+        EngineError::ConditionFailed => error(
+            ErrorCode::ConditionalCheckFailed,
+            "the conditional request failed",
+        ),
+        EngineError::Validation(m) => invalid(m.to_string()),
+        EngineError::Refused(m) => invalid(m),
+        EngineError::KeyChanged => invalid("an update may not change the item's key"),
+        EngineError::Storage(
+            s @ (crate::StorageError::KeyTooLarge { .. }
+            | crate::StorageError::ValueTooLarge { .. }),
+        ) => invalid(s.to_string()),
+        EngineError::UnknownPartition(_) => {
+            error(ErrorCode::ResourceNotFound, "the table was deleted")
+        }
+        EngineError::Closed => error(ErrorCode::Unavailable, "the node is shutting down"),
+        other => {
+            tracing::error!(error = %other, "request failed in the engine");
+            error(ErrorCode::Internal, other.to_string())
+        }
+    }
+}
+
+/// The partition index and engine id of the partition holding partition key `key`.
+pub fn locate(table: &Table, key: &PrimaryKey) -> (u32, PartitionId) {
+    let index = keel_net::codec::partition_index(partition_hash(&key.partition), table.partitions);
+    (index, partition_id(table.id, index))
+}
+
+/// The primary key a `Key` item names, checked against the schema (no other attributes).
+pub fn key_of(schema: &KeySchema, key: &Item) -> Result<PrimaryKey, ErrorResponse> {
+    let expected = 1 + usize::from(schema.sort_key.is_some());
+    if key.len() != expected {
+        return Err(invalid(format!(
+            "the key must hold exactly the key attributes ({}), found {} attributes",
+            key_names(schema),
+            key.len()
+        )));
+    }
+    schema.key_of(key).map_err(|e| invalid(e.to_string()))
+}
+
+fn key_names(schema: &KeySchema) -> String {
+    match &schema.sort_key {
+        Some(sk) => format!("{}, {}", schema.partition_key.name, sk.name),
+        None => schema.partition_key.name.clone(),
+    }
+}
+
+fn attributes(args: &ExprArgs) -> ExpressionAttributes<'_> {
+    ExpressionAttributes::new(&args.names, &args.values)
+}
+
+fn condition(text: Option<&String>) -> Result<Option<Condition>, ErrorResponse> {
+    text.map(|t| parse_condition(t)).transpose().map_err(expr_error)
+}
+
+fn projection(text: Option<&String>) -> Result<Option<Projection>, ErrorResponse> {
+    text.map(|t| parse_projection(t))
+        .transpose()
+        .map_err(expr_error)
+}
+
+fn check_usage(args: &ExprArgs, used: &[ExprRef<'_>]) -> Result<(), ErrorResponse> {
+    attributes(args).check_usage(used).map_err(expr_error)
+}
+
+fn refs<'e>(
+    conditions: &[&'e Option<Condition>],
+    projection: Option<&'e Projection>,
+) -> Vec<ExprRef<'e>> {
+    let mut v: Vec<ExprRef<'e>> = conditions
+        .iter()
+        .filter_map(|c| c.as_ref().map(ExprRef::Condition))
+        .collect();
+    v.extend(projection.map(ExprRef::Projection));
+    v
+}
+
+/// Evaluates a write's condition expression inside `modify`.
+fn holds(
+    cond: &Option<Condition>,
+    old: Option<&Item>,
+    args: &ExprArgs,
+) -> Result<(), EngineError> {
+    match cond {
+        None => Ok(()),
+        Some(c) => match c.evaluate(old, &attributes(args)) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(EngineError::ConditionFailed),
+            Err(e) => Err(EngineError::Refused(e.to_string())),
+        },
+    }
+}
+
+fn only_none_or_all_old(rv: ReturnValues, op: &str) -> Result<(), ErrorResponse> {
+    match rv {
+        ReturnValues::None | ReturnValues::AllOld => Ok(()),
+        other => Err(invalid(format!(
+            "{op} supports ReturnValues NONE and ALL_OLD, not {other:?}"
+        ))),
+    }
+}
+
+/// PutItem on the owning shard.
+pub async fn put_item(
+    engine: &Engine,
+    table: &Table,
+    req: &PutItem,
+) -> Result<Option<Item>, ErrorResponse> {
+    only_none_or_all_old(req.return_values, "PutItem")?;
+    keel_net::validate_item(&req.item).map_err(|e| invalid(e.to_string()))?;
+    let key = table.schema.key_of(&req.item).map_err(|e| invalid(e.to_string()))?;
+    let cond = condition(req.condition.as_ref())?;
+    check_usage(&req.args, &refs(&[&cond], None))?;
+    let (_, pid) = locate(table, &key);
+    let item = req.item.clone();
+    let old = engine
+        .modify(pid, &key, |old| {
+            holds(&cond, old, &req.args)?;
+            Ok(Decision::Put(item))
+        })
+        .await
+        .map_err(engine_error)?;
+    Ok(match req.return_values {
+        ReturnValues::AllOld => old,
+        _ => None,
+    })
+}
+
+/// DeleteItem on the owning shard.
+pub async fn delete_item(
+    engine: &Engine,
+    table: &Table,
+    req: &DeleteItem,
+) -> Result<Option<Item>, ErrorResponse> {
+    only_none_or_all_old(req.return_values, "DeleteItem")?;
+    let key = key_of(&table.schema, &req.key)?;
+    let cond = condition(req.condition.as_ref())?;
+    check_usage(&req.args, &refs(&[&cond], None))?;
+    let (_, pid) = locate(table, &key);
+    let old = engine
+        .modify(pid, &key, |old| {
+            holds(&cond, old, &req.args)?;
+            Ok(Decision::Delete)
+        })
+        .await
+        .map_err(engine_error)?;
+    Ok(match req.return_values {
+        ReturnValues::AllOld => old,
+        _ => None,
+    })
+}
+
+/// UpdateItem on the owning shard.
+pub async fn update_item(
+    engine: &Engine,
+    table: &Table,
+    req: &UpdateItem,
+) -> Result<Option<Item>, ErrorResponse> {
+    let key = key_of(&table.schema, &req.key)?;
+    let update = parse_update(&req.update).map_err(expr_error)?;
+    let cond = condition(req.condition.as_ref())?;
+    let mut used = refs(&[&cond], None);
+    used.push(ExprRef::Update(&update));
+    check_usage(&req.args, &used)?;
+    let attrs = attributes(&req.args);
+    update.check(&table.schema, &attrs).map_err(expr_error)?;
+    let (_, pid) = locate(table, &key);
+    let mut new_item = None;
+    let old = engine
+        .modify(pid, &key, |old| {
+            holds(&cond, old, &req.args)?;
+            let new = update
+                .apply(old, &key, &table.schema, &attrs)
+                .map_err(|e| EngineError::Refused(e.to_string()))?;
+            new_item = Some(new.clone());
+            Ok(Decision::Put(new))
+        })
+        .await
+        .map_err(engine_error)?;
+    let new = new_item.unwrap_or_default();
+    Ok(match req.return_values {
+        ReturnValues::None => None,
+        ReturnValues::AllOld => old,
+        ReturnValues::AllNew => Some(new),
+        ReturnValues::UpdatedOld => {
+            let old = old.unwrap_or_default();
+            Some(changed(&old, &new, &old))
+        }
+        ReturnValues::UpdatedNew => {
+            let old = old.unwrap_or_default();
+            Some(changed(&old, &new, &new))
+        }
+    })
+}
+
+/// The top-level attributes of `from` whose value differs between `a` and `b`.
+fn changed(a: &Item, b: &Item, from: &Item) -> Item {
+    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    names
+        .into_iter()
+        .filter(|n| a.get(*n) != b.get(*n))
+        .filter_map(|n| from.get(n).map(|v| (n.clone(), v.clone())))
+        .collect()
+}
+
+/// GetItem on the owning shard.
+pub async fn get_item(
+    engine: &Engine,
+    table: &Table,
+    req: &GetItem,
+) -> Result<Option<Item>, ErrorResponse> {
+    let key = key_of(&table.schema, &req.key)?;
+    let proj = projection(req.projection.as_ref())?;
+    check_usage(&req.args, &refs(&[], proj.as_ref()))?;
+    let (_, pid) = locate(table, &key);
+    let item = engine.get(pid, &key).await.map_err(engine_error)?;
+    match (item, &proj) {
+        (Some(item), Some(p)) => p
+            .apply(&item, &attributes(&req.args))
+            .map(Some)
+            .map_err(expr_error),
+        (item, _) => Ok(item),
+    }
+}
+
+/// Filters and projects the items of one page of a Query or Scan.
+pub fn finish_page(
+    items: Vec<Item>,
+    filter: &Option<Condition>,
+    proj: &Option<Projection>,
+    args: &ExprArgs,
+) -> Result<Vec<Item>, ErrorResponse> {
+    let attrs = attributes(args);
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        if let Some(f) = filter {
+            if !f.evaluate(Some(&item), &attrs).map_err(expr_error)? {
+                continue;
+            }
+        }
+        out.push(match proj {
+            Some(p) => p.apply(&item, &attrs).map_err(expr_error)?,
+            None => item,
+        });
+    }
+    Ok(out)
+}
+
+/// The key item (`LastEvaluatedKey`) of a storage key a scan stopped at.
+pub fn last_key(schema: &KeySchema, storage_key: &[u8]) -> Result<Item, ErrorResponse> {
+    let pk = decode_storage_key(storage_key, schema)
+        .map_err(|e| error(ErrorCode::Internal, format!("stored key: {e}")))?;
+    Ok(schema.key_item(&pk))
+}
+
+/// The storage key of a `start_key` item.
+pub fn start_storage_key(schema: &KeySchema, start: &Item) -> Result<Vec<u8>, ErrorResponse> {
+    let pk = key_of(schema, start)?;
+    let mut out = Vec::new();
+    encode_storage_key(&pk, &mut out);
+    Ok(out)
+}
+
+/// Query on the owning shard: one partition key's items in sort-key order.
+pub async fn query(
+    engine: &Engine,
+    table: &Table,
+    req: &Query,
+) -> Result<ItemPage, ErrorResponse> {
+    let kc = parse_condition(&req.key_condition).map_err(expr_error)?;
+    let filter = condition(req.filter.as_ref())?;
+    let proj = projection(req.projection.as_ref())?;
+    let mut used = refs(&[&filter], proj.as_ref());
+    used.push(ExprRef::Condition(&kc));
+    check_usage(&req.args, &used)?;
+    let (pk, sort) =
+        key_condition(&kc, &table.schema, &attributes(&req.args)).map_err(expr_error)?;
+    let range = KeyRange::query(&pk, &sort).map_err(|e| invalid(e.to_string()))?;
+    let pkey = PrimaryKey {
+        partition: pk,
+        sort: None,
+    };
+    let (_, pid) = locate(table, &pkey);
+    let resume = match &req.start_key {
+        Some(start) => {
+            let k = key_of(&table.schema, start)?;
+            if k.partition != pkey.partition {
+                return Err(invalid(
+                    "the start key's partition key differs from the key condition's",
+                ));
+            }
+            Some(start_storage_key(&table.schema, start)?)
+        }
+        None => None,
+    };
+    let limit = page_limit(req.limit)?;
+    let page = engine
+        .scan(pid, &range, !req.forward, limit, resume.as_deref())
+        .await
+        .map_err(engine_error)?;
+    let scanned_count = u32::try_from(page.items.len()).unwrap_or(u32::MAX);
+    let last_key = page
+        .resume
+        .as_deref()
+        .map(|k| last_key(&table.schema, k))
+        .transpose()?;
+    Ok(ItemPage {
+        items: finish_page(page.items, &filter, &proj, &req.args)?,
+        scanned_count,
+        last_key,
+    })
+}
+
+/// The item limit of one Query or Scan page (`None`: the engine's own limit).
+pub fn page_limit(limit: Option<u32>) -> Result<usize, ErrorResponse> {
+    match limit {
+        Some(0) => Err(invalid("Limit must be at least 1")),
+        Some(n) => Ok(n as usize),
+        None => Ok(usize::MAX),
+    }
+}
+
+/// The storage-key range of the hashes `low..=high`, for a segment of a parallel Scan.
+pub fn hash_range(low: u64, high: u64) -> KeyRange {
+    // A storage key starts with the partition key's hash, big-endian.
+    const _: () = assert!(PARTITION_HASH_BYTES == 8);
+    let bytes = |h: u64| h.to_be_bytes().to_vec();
+    KeyRange {
+        lower: Bound::Included(bytes(low)),
+        upper: match high.checked_add(1) {
+            Some(next) => Bound::Excluded(bytes(next)),
+            None => Bound::Unbounded,
+        },
+    }
+}
+
+/// One partition's part of a Scan, on the shard that owns it.
+pub async fn scan_partition(
+    engine: &Engine,
+    partition: PartitionId,
+    range: &KeyRange,
+    limit: usize,
+    resume: Option<&[u8]>,
+) -> Result<ScanPage, ErrorResponse> {
+    engine
+        .scan(partition, range, false, limit, resume)
+        .await
+        .map_err(engine_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_net::{Number, Value};
+
+    #[test]
+    fn changed_attributes_for_updated_old_and_new() {
+        let mut old = Item::new();
+        old.insert("id".into(), Value::S("a".into()));
+        old.insert("n".into(), Value::N(Number::from(1)));
+        old.insert("gone".into(), Value::Bool(true));
+        let mut new = old.clone();
+        new.insert("n".into(), Value::N(Number::from(2)));
+        new.remove("gone");
+        new.insert("fresh".into(), Value::Null);
+        let o = changed(&old, &new, &old);
+        assert_eq!(o.keys().collect::<Vec<_>>(), vec!["gone", "n"]);
+        let n = changed(&old, &new, &new);
+        assert_eq!(n.keys().collect::<Vec<_>>(), vec!["fresh", "n"]);
+    }
+
+    #[test]
+    fn hash_ranges_bound_storage_keys() {
+        let r = hash_range(5, u64::MAX);
+        assert_eq!(r.upper, Bound::Unbounded);
+        let r = hash_range(0, 9);
+        assert_eq!(r.lower, Bound::Included(0u64.to_be_bytes().to_vec()));
+        assert_eq!(r.upper, Bound::Excluded(10u64.to_be_bytes().to_vec()));
+    }
+}
