@@ -2,8 +2,14 @@
 //!
 //! - [`load`]: `keel engine-load`, which drives one shard's engine with a bounded load and
 //!   reports throughput, latency and memory.
+//! - [`start`]: `keel start`, a node in the foreground until SIGTERM or SIGINT.
+//! - [`cli`]: the table and item commands, through the native client.
+//! - [`json`]: items as JSON (DynamoDB's typed form and a plain shorthand) for the CLI.
 
+pub mod cli;
+pub mod json;
 pub mod load;
+pub mod start;
 
 /// The peak resident set size of this process in bytes (Linux `VmHWM`), if readable.
 pub fn peak_rss_bytes() -> Option<u64> {
