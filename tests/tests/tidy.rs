@@ -18,7 +18,8 @@ const PURE: &[&str] = &[
     "engine/src/wal/segment.rs",
     "engine/src/wal/batch.rs",
     "engine/src/wal/recovery.rs",
-    "net/src",
+    "net/src/model",
+    "net/src/codec",
     "consensus/src",
 ];
 

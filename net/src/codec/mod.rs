@@ -1,9 +1,39 @@
-//! keel's wire protocol: frames and the messages they carry. Pure code: no I/O.
+//! keel's wire protocol: frames and the messages they carry. Pure code: no I/O, no clocks.
+//!
+//! The whole protocol, byte by byte, is in `net/PROTOCOL.md`.
 //!
 //! - [`message`] — [`Request`], [`Response`] and their parts.
+//! - [`frame`] — the 24-byte frame header ([`FrameHeader`]), [`Opcode`], and the sans-IO
+//!   incremental [`FrameDecoder`].
+//! - [`body`] — message bodies: [`encode_request`], [`encode_response`],
+//!   [`decode_request`], [`decode_response`], [`error_frame`].
+//! - [`hello`] — version negotiation ([`negotiate`]).
+//! - [`error`] — [`FrameError`] (fatal to a connection), [`CodecError`] (answered with a
+//!   Validation error), and the stable numbers of [`ErrorCode`].
+//! - [`fuzz`] — the fuzz body [`fuzz::fuzz_frames`].
+//! - [`partition_index`], [`partition_hash_range`] — the hash-range partition map.
 
+pub mod body;
+mod cursor;
+pub mod error;
+pub mod frame;
+pub mod fuzz;
+pub mod hello;
 pub mod message;
 
+#[cfg(test)]
+mod tests;
+
+pub use body::{
+    decode_request, decode_response, encode_request, encode_response, error_frame, request_opcode,
+    response_opcode, BATCH_GET_KEYS_MAX, BATCH_WRITE_WRITES_MAX,
+};
+pub use error::{CodecError, FrameError};
+pub use frame::{
+    Frame, FrameDecoder, FrameHeader, Opcode, FLAG_RESPONSE, FRAME_BODY_BYTES_MAX,
+    FRAME_HEADER_BYTES, FRAME_MAGIC, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN,
+};
+pub use hello::{hello, negotiate, HELLO_CLIENT_BYTES_MAX};
 pub use message::*;
 
 /// The partition of `count` (≥ 1) partitions that owns partition-key hash `hash`: the hash
@@ -26,25 +56,4 @@ pub fn partition_hash_range(index: u32, count: u32) -> (u64, u64) {
         (low(index + 1) - 1) as u64
     };
     (lo, hi)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hash_ranges_tile_the_hash_space_and_agree_with_partition_index() {
-        for count in [1u32, 2, 3, 7, 8, 100, 1000] {
-            let mut next = 0u64;
-            for i in 0..count {
-                let (lo, hi) = partition_hash_range(i, count);
-                assert_eq!(lo, next, "count {count} partition {i}");
-                assert!(lo <= hi);
-                assert_eq!(partition_index(lo, count), i);
-                assert_eq!(partition_index(hi, count), i);
-                next = hi.wrapping_add(1);
-            }
-            assert_eq!(next, 0, "the last range ends at u64::MAX");
-        }
-    }
 }
