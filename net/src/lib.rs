@@ -1,9 +1,12 @@
-//! keel-net: the data model shared by the engine, the wire and the client.
+//! keel-net: the data model and expressions shared by the engine, the wire and the client.
 //!
 //! Table of contents:
+//! - [`expr`]: DynamoDB expressions (condition, filter, update, key condition, projection):
+//!   parsing and evaluation against items, pure code.
 //! - [`model`]: items, values, exact decimal numbers, the item binary encoding, key schemas,
 //!   primary keys, the partition hash and the order-preserving storage-key encoding.
 
+pub mod expr;
 pub mod model;
 
 pub use model::{
