@@ -20,7 +20,7 @@ pub mod storage_key;
 pub mod value;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use error::ModelError;
 pub use item_codec::{decode_item, encode_item, ITEM_FORMAT_VERSION};

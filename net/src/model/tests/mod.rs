@@ -5,4 +5,4 @@ mod codec_tests;
 mod fuzz_tests;
 mod key_tests;
 mod number_tests;
-mod strategies;
+pub(crate) mod strategies;
