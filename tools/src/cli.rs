@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use keel_net::client::{Client, ClientError, ClientOptions};
 use keel_net::codec::{
-    CreateTable, DeleteItem, ErrorResponse, ExprArgs, GetItem, ItemPage, PutItem, Query,
-    Request, Response, ReturnValues, Scan, TableDescription, TableStatus, UpdateItem,
+    CreateTable, DeleteItem, ErrorResponse, ExprArgs, GetItem, ItemPage, PutItem, Query, Request,
+    Response, ReturnValues, Scan, TableDescription, TableStatus, UpdateItem,
 };
 use keel_net::{Item, KeyAttribute, KeySchema, KeyType};
 use serde_json::{json, Value as Json};
@@ -394,15 +394,13 @@ pub fn execute(endpoint: &str, action: Action) -> Result<Output, CliError> {
             }),
             r => Err(unexpected(&r)),
         },
-        Action::DescribeTable { table } => {
-            match call(&client, Request::DescribeTable { table })? {
-                Response::Table(d) => Ok(Output {
-                    text: table_text(&d),
-                    json: table_json(&d),
-                }),
-                r => Err(unexpected(&r)),
-            }
-        }
+        Action::DescribeTable { table } => match call(&client, Request::DescribeTable { table })? {
+            Response::Table(d) => Ok(Output {
+                text: table_text(&d),
+                json: table_json(&d),
+            }),
+            r => Err(unexpected(&r)),
+        },
         Action::ListTables => {
             let mut names = Vec::new();
             let mut after = None;
@@ -602,8 +600,14 @@ mod tests {
 
     #[test]
     fn key_specs_and_return_values_parse_or_explain() {
-        assert_eq!(key_attribute("id:S").unwrap(), KeyAttribute::new("id", KeyType::S));
-        assert_eq!(key_attribute("a:b:N").unwrap(), KeyAttribute::new("a:b", KeyType::N));
+        assert_eq!(
+            key_attribute("id:S").unwrap(),
+            KeyAttribute::new("id", KeyType::S)
+        );
+        assert_eq!(
+            key_attribute("a:b:N").unwrap(),
+            KeyAttribute::new("a:b", KeyType::N)
+        );
         assert!(matches!(key_attribute("id"), Err(CliError::Usage(_))));
         assert!(matches!(key_attribute("id:X"), Err(CliError::Usage(_))));
         assert_eq!(return_values("ALL_NEW").unwrap(), ReturnValues::AllNew);

@@ -48,8 +48,14 @@ pub fn parse_item(text: &str, form: Form) -> Result<Item, String> {
     };
     map.into_iter()
         .map(|(k, v)| {
-            let value = if typed { typed_value(&v) } else { plain_value(&v) };
-            value.map(|v| (k.clone(), v)).map_err(|e| format!("{k}: {e}"))
+            let value = if typed {
+                typed_value(&v)
+            } else {
+                plain_value(&v)
+            };
+            value
+                .map(|v| (k.clone(), v))
+                .map_err(|e| format!("{k}: {e}"))
         })
         .collect()
 }
@@ -75,7 +81,8 @@ fn plain_value(v: &Json) -> Result<Value, String> {
 }
 
 fn str_of<'a>(v: &'a Json, what: &str) -> Result<&'a str, String> {
-    v.as_str().ok_or_else(|| format!("{what} must be a JSON string"))
+    v.as_str()
+        .ok_or_else(|| format!("{what} must be a JSON string"))
 }
 
 fn bytes_of(v: &Json) -> Result<Vec<u8>, String> {
@@ -85,7 +92,8 @@ fn bytes_of(v: &Json) -> Result<Vec<u8>, String> {
 }
 
 fn array_of<'a>(v: &'a Json, what: &str) -> Result<&'a Vec<Json>, String> {
-    v.as_array().ok_or_else(|| format!("{what} must be a JSON array"))
+    v.as_array()
+        .ok_or_else(|| format!("{what} must be a JSON array"))
 }
 
 fn typed_value(v: &Json) -> Result<Value, String> {
@@ -233,8 +241,11 @@ mod tests {
 
     #[test]
     fn numbers_stay_exact_beyond_f64() {
-        let item = parse_item(r#"{"n": 12345678901234567890123456789012345678}"#, Form::Plain)
-            .unwrap();
+        let item = parse_item(
+            r#"{"n": 12345678901234567890123456789012345678}"#,
+            Form::Plain,
+        )
+        .unwrap();
         let Some(Value::N(n)) = item.get("n") else {
             panic!("{item:?}")
         };
@@ -259,8 +270,12 @@ mod tests {
     fn bad_input_gets_a_message_naming_the_attribute() {
         let e = parse_item(r#"{"n":{"N":"abc"}}"#, Form::Auto).unwrap_err();
         assert!(e.starts_with("n: invalid number"), "{e}");
-        assert!(parse_item("[1]", Form::Auto).unwrap_err().contains("object"));
-        assert!(parse_item("{", Form::Auto).unwrap_err().contains("invalid JSON"));
+        assert!(parse_item("[1]", Form::Auto)
+            .unwrap_err()
+            .contains("object"));
+        assert!(parse_item("{", Form::Auto)
+            .unwrap_err()
+            .contains("invalid JSON"));
         let e = parse_item(r#"{"x":{"Q":"1"}}"#, Form::Typed).unwrap_err();
         assert!(e.contains("unknown type"), "{e}");
     }

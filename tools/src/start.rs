@@ -44,9 +44,11 @@ pub fn start(s: StartSettings) -> anyhow::Result<()> {
     config.default_partitions = s.default_partitions;
     config.pin = !s.no_pin;
     let (stop_tx, stop_rx) = flume::bounded(1);
-    let mut signals =
-        signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
-            .context("installing signal handlers")?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .context("installing signal handlers")?;
     let handle = signals.handle();
     let waiter = std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {

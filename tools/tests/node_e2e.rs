@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 use common::{call, error_code, item, n, s, Node};
 use keel_net::client::Client;
 use keel_net::codec::{
-    BatchGetItem, BatchWriteItem, CreateTable, DeleteItem, ErrorCode, ExprArgs, GetItem,
-    ItemPage, PutItem, Query, Request, Response, ReturnValues, Scan, TableKeys, TableWrites,
-    UpdateItem, WriteRequest,
+    BatchGetItem, BatchWriteItem, CreateTable, DeleteItem, ErrorCode, ExprArgs, GetItem, ItemPage,
+    PutItem, Query, Request, Response, ReturnValues, Scan, TableKeys, TableWrites, UpdateItem,
+    WriteRequest,
 };
 use keel_net::{Item, KeyAttribute, KeySchema, KeyType, Value};
 
@@ -157,7 +157,11 @@ fn ts_of(i: &Item) -> i64 {
 }
 
 fn ev(id: &str, ts: i64) -> Item {
-    item(&[("id", s(id)), ("ts", n(ts)), ("v", s(&format!("{id}-{ts}")))])
+    item(&[
+        ("id", s(id)),
+        ("ts", n(ts)),
+        ("v", s(&format!("{id}-{ts}"))),
+    ])
 }
 
 fn key(id: &str, ts: i64) -> Item {
@@ -179,19 +183,36 @@ fn every_operation_end_to_end() {
     };
     assert_eq!(d.partitions.len(), 6);
     assert!(d.partitions.iter().any(|p| p.shard == 1));
-    assert_eq!(error_code(&create(&plain, "events", true, None)), Some(ErrorCode::ResourceInUse));
-    assert_eq!(error_code(&create(&plain, "x", true, None)), Some(ErrorCode::Validation));
+    assert_eq!(
+        error_code(&create(&plain, "events", true, None)),
+        Some(ErrorCode::ResourceInUse)
+    );
+    assert_eq!(
+        error_code(&create(&plain, "x", true, None)),
+        Some(ErrorCode::Validation)
+    );
     let Response::Table(_) = create(&plain, "counters", false, None) else {
         panic!("create counters")
     };
-    match call(&plain, Request::ListTables { start_after: None, limit: None }) {
+    match call(
+        &plain,
+        Request::ListTables {
+            start_after: None,
+            limit: None,
+        },
+    ) {
         Response::TableNames { tables, last } => {
             assert_eq!(tables, vec!["counters".to_owned(), "events".to_owned()]);
             assert_eq!(last, None);
         }
         other => panic!("{other:?}"),
     }
-    match call(&plain, Request::DescribeTable { table: "events".into() }) {
+    match call(
+        &plain,
+        Request::DescribeTable {
+            table: "events".into(),
+        },
+    ) {
         Response::Table(t) => assert_eq!(t.schema.sort_key.unwrap().name, "ts"),
         other => panic!("{other:?}"),
     }
@@ -200,36 +221,57 @@ fn every_operation_end_to_end() {
     for id in 0..20 {
         for ts in 0..10 {
             let c = if (id + ts) % 2 == 0 { &aware } else { &plain };
-            assert_eq!(put(c, "events", ev(&format!("u{id}"), ts)), Response::Item(None));
+            assert_eq!(
+                put(c, "events", ev(&format!("u{id}"), ts)),
+                Response::Item(None)
+            );
         }
     }
     for id in 0..20 {
         for ts in 0..10 {
             let c = if (id + ts) % 2 == 0 { &plain } else { &aware };
-            assert_eq!(get(c, "events", key(&format!("u{id}"), ts)), Some(ev(&format!("u{id}"), ts)));
+            assert_eq!(
+                get(c, "events", key(&format!("u{id}"), ts)),
+                Some(ev(&format!("u{id}"), ts))
+            );
         }
     }
     assert_eq!(get(&aware, "events", key("nobody", 1)), None);
     // A key with an extra attribute, a wrong type, or a missing table.
     let mut bad = key("u1", 1);
     bad.insert("v".into(), s("x"));
-    let r = call(&plain, Request::GetItem(GetItem {
-        table: "events".into(), key: bad, projection: None,
-        args: ExprArgs::default(), consistent: true,
-    }));
+    let r = call(
+        &plain,
+        Request::GetItem(GetItem {
+            table: "events".into(),
+            key: bad,
+            projection: None,
+            args: ExprArgs::default(),
+            consistent: true,
+        }),
+    );
     assert_eq!(error_code(&r), Some(ErrorCode::Validation));
     assert_eq!(
         error_code(&put(&plain, "events", item(&[("id", n(1)), ("ts", n(1))]))),
         Some(ErrorCode::Validation)
     );
-    assert_eq!(error_code(&put(&plain, "nope", ev("a", 1))), Some(ErrorCode::ResourceNotFound));
+    assert_eq!(
+        error_code(&put(&plain, "nope", ev("a", 1))),
+        Some(ErrorCode::ResourceNotFound)
+    );
 
     // Conditional writes and return values.
     let cond_put = |c: &Client, i: Item, cond: &str| {
-        call(c, Request::PutItem(PutItem {
-            table: "events".into(), item: i, condition: Some(cond.into()),
-            args: ExprArgs::default(), return_values: ReturnValues::AllOld,
-        }))
+        call(
+            c,
+            Request::PutItem(PutItem {
+                table: "events".into(),
+                item: i,
+                condition: Some(cond.into()),
+                args: ExprArgs::default(),
+                return_values: ReturnValues::AllOld,
+            }),
+        )
     };
     assert_eq!(
         error_code(&cond_put(&plain, ev("u1", 1), "attribute_not_exists(id)")),
@@ -243,63 +285,135 @@ fn every_operation_end_to_end() {
         cond_put(&aware, ev("new", 1), "attribute_exists(id)"),
         Response::Item(Some(ev("new", 1)))
     );
-    let r = call(&plain, Request::DeleteItem(DeleteItem {
-        table: "events".into(), key: key("new", 1), condition: Some("v = :no".into()),
-        args: args(&[], &[(":no", s("other"))]), return_values: ReturnValues::AllOld,
-    }));
+    let r = call(
+        &plain,
+        Request::DeleteItem(DeleteItem {
+            table: "events".into(),
+            key: key("new", 1),
+            condition: Some("v = :no".into()),
+            args: args(&[], &[(":no", s("other"))]),
+            return_values: ReturnValues::AllOld,
+        }),
+    );
     assert_eq!(error_code(&r), Some(ErrorCode::ConditionalCheckFailed));
-    let r = call(&plain, Request::DeleteItem(DeleteItem {
-        table: "events".into(), key: key("new", 1), condition: Some("v = :yes".into()),
-        args: args(&[], &[(":yes", s("new-1"))]), return_values: ReturnValues::AllOld,
-    }));
+    let r = call(
+        &plain,
+        Request::DeleteItem(DeleteItem {
+            table: "events".into(),
+            key: key("new", 1),
+            condition: Some("v = :yes".into()),
+            args: args(&[], &[(":yes", s("new-1"))]),
+            return_values: ReturnValues::AllOld,
+        }),
+    );
     assert_eq!(r, Response::Item(Some(ev("new", 1))));
     assert_eq!(get(&aware, "events", key("new", 1)), None);
 
     // UpdateItem: counters, SET, REMOVE, ADD to sets, return values, conditions.
     let one = args(&[], &[(":one", n(1))]);
     for _ in 0..5 {
-        update(&plain, key("c", 1), "ADD hits :one", one.clone(), ReturnValues::None);
+        update(
+            &plain,
+            key("c", 1),
+            "ADD hits :one",
+            one.clone(),
+            ReturnValues::None,
+        );
     }
-    let r = update(&aware, key("c", 1), "SET hits = hits + :one", one.clone(), ReturnValues::UpdatedNew);
+    let r = update(
+        &aware,
+        key("c", 1),
+        "SET hits = hits + :one",
+        one.clone(),
+        ReturnValues::UpdatedNew,
+    );
     assert_eq!(r, Response::Item(Some(item(&[("hits", n(6))]))));
     let r = update(
-        &aware, key("c", 1), "SET #t = :t REMOVE hits ADD tags :tags",
-        args(&[("#t", "title")], &[(":t", s("hello")), (":tags", Value::Ss(["a".to_owned()].into()))]),
+        &aware,
+        key("c", 1),
+        "SET #t = :t REMOVE hits ADD tags :tags",
+        args(
+            &[("#t", "title")],
+            &[
+                (":t", s("hello")),
+                (":tags", Value::Ss(["a".to_owned()].into())),
+            ],
+        ),
         ReturnValues::AllNew,
     );
-    let Response::Item(Some(new)) = r else { panic!("{r:?}") };
+    let Response::Item(Some(new)) = r else {
+        panic!("{r:?}")
+    };
     assert_eq!(new.get("title"), Some(&s("hello")));
     assert!(!new.contains_key("hits"));
     assert_eq!(new.get("tags"), Some(&Value::Ss(["a".to_owned()].into())));
-    let r = update(&plain, key("c", 1), "SET ts = :one", one.clone(), ReturnValues::None);
-    assert_eq!(error_code(&r), Some(ErrorCode::Validation), "key attributes cannot change");
-    let r = update(&plain, key("c", 1), "SET x = :missing", ExprArgs::default(), ReturnValues::None);
+    let r = update(
+        &plain,
+        key("c", 1),
+        "SET ts = :one",
+        one.clone(),
+        ReturnValues::None,
+    );
+    assert_eq!(
+        error_code(&r),
+        Some(ErrorCode::Validation),
+        "key attributes cannot change"
+    );
+    let r = update(
+        &plain,
+        key("c", 1),
+        "SET x = :missing",
+        ExprArgs::default(),
+        ReturnValues::None,
+    );
     assert_eq!(error_code(&r), Some(ErrorCode::Validation));
-    let r = call(&plain, Request::UpdateItem(UpdateItem {
-        table: "events".into(), key: key("c", 1), update: "SET title = :t".into(),
-        condition: Some("title = :old".into()),
-        args: args(&[], &[(":t", s("x")), (":old", s("not hello"))]),
-        return_values: ReturnValues::None,
-    }));
+    let r = call(
+        &plain,
+        Request::UpdateItem(UpdateItem {
+            table: "events".into(),
+            key: key("c", 1),
+            update: "SET title = :t".into(),
+            condition: Some("title = :old".into()),
+            args: args(&[], &[(":t", s("x")), (":old", s("not hello"))]),
+            return_values: ReturnValues::None,
+        }),
+    );
     assert_eq!(error_code(&r), Some(ErrorCode::ConditionalCheckFailed));
 
     // Query: every sort-key condition, both directions, pages of 3.
     let id = args(&[], &[(":id", s("u7"))]);
-    let all: Vec<i64> = query(&plain, "id = :id", id.clone(), true, Some(3)).iter().map(ts_of).collect();
+    let all: Vec<i64> = query(&plain, "id = :id", id.clone(), true, Some(3))
+        .iter()
+        .map(ts_of)
+        .collect();
     assert_eq!(all, (0..10).collect::<Vec<_>>());
-    let back: Vec<i64> = query(&aware, "id = :id", id, false, Some(4)).iter().map(ts_of).collect();
+    let back: Vec<i64> = query(&aware, "id = :id", id, false, Some(4))
+        .iter()
+        .map(ts_of)
+        .collect();
     assert_eq!(back, (0..10).rev().collect::<Vec<_>>());
     let cases: Vec<(&str, Vec<(&str, Value)>, Vec<i64>)> = vec![
         ("id = :id AND ts = :a", vec![(":a", n(3))], vec![3]),
         ("id = :id AND ts < :a", vec![(":a", n(3))], vec![0, 1, 2]),
-        ("id = :id AND ts <= :a", vec![(":a", n(3))], vec![0, 1, 2, 3]),
+        (
+            "id = :id AND ts <= :a",
+            vec![(":a", n(3))],
+            vec![0, 1, 2, 3],
+        ),
         ("id = :id AND ts > :a", vec![(":a", n(7))], vec![8, 9]),
         ("id = :id AND ts >= :a", vec![(":a", n(7))], vec![7, 8, 9]),
-        ("id = :id AND ts BETWEEN :a AND :b", vec![(":a", n(2)), (":b", n(4))], vec![2, 3, 4]),
+        (
+            "id = :id AND ts BETWEEN :a AND :b",
+            vec![(":a", n(2)), (":b", n(4))],
+            vec![2, 3, 4],
+        ),
     ];
     for (kc, mut vals, want) in cases {
         vals.push((":id", s("u7")));
-        let got: Vec<i64> = query(&plain, kc, args(&[], &vals), true, Some(2)).iter().map(ts_of).collect();
+        let got: Vec<i64> = query(&plain, kc, args(&[], &vals), true, Some(2))
+            .iter()
+            .map(ts_of)
+            .collect();
         assert_eq!(got, want, "{kc}");
     }
 
@@ -314,10 +428,20 @@ fn every_operation_end_to_end() {
         }
     }
     assert_eq!(union.len(), expect);
-    let r = call(&plain, Request::Scan(Scan {
-        table: "events".into(), filter: None, projection: None, args: ExprArgs::default(),
-        limit: None, start_key: None, segment: 3, total_segments: 3, consistent: true,
-    }));
+    let r = call(
+        &plain,
+        Request::Scan(Scan {
+            table: "events".into(),
+            filter: None,
+            projection: None,
+            args: ExprArgs::default(),
+            limit: None,
+            start_key: None,
+            segment: 3,
+            total_segments: 3,
+            consistent: true,
+        }),
+    );
     assert_eq!(error_code(&r), Some(ErrorCode::Validation));
 
     // Batches.
@@ -325,30 +449,62 @@ fn every_operation_end_to_end() {
         .map(|i| WriteRequest::Put(item(&[("id", s(&format!("b{i}"))), ("x", n(i))])))
         .chain([WriteRequest::Delete(item(&[("id", s("b-none"))]))])
         .collect();
-    let r = call(&plain, Request::BatchWriteItem(BatchWriteItem {
-        tables: vec![TableWrites { table: "counters".into(), writes }],
-    }));
-    assert_eq!(r, Response::BatchWrite { unprocessed: vec![] });
-    let keys: Vec<Item> = (0..25).map(|i| item(&[("id", s(&format!("b{i}")))])).collect();
-    let r = call(&aware, Request::BatchGetItem(BatchGetItem {
-        tables: vec![TableKeys {
-            table: "counters".into(), keys, projection: None,
-            args: ExprArgs::default(), consistent: true,
-        }],
-    }));
-    let Response::BatchGet(ok) = r else { panic!("{r:?}") };
+    let r = call(
+        &plain,
+        Request::BatchWriteItem(BatchWriteItem {
+            tables: vec![TableWrites {
+                table: "counters".into(),
+                writes,
+            }],
+        }),
+    );
+    assert_eq!(
+        r,
+        Response::BatchWrite {
+            unprocessed: vec![]
+        }
+    );
+    let keys: Vec<Item> = (0..25)
+        .map(|i| item(&[("id", s(&format!("b{i}")))]))
+        .collect();
+    let r = call(
+        &aware,
+        Request::BatchGetItem(BatchGetItem {
+            tables: vec![TableKeys {
+                table: "counters".into(),
+                keys,
+                projection: None,
+                args: ExprArgs::default(),
+                consistent: true,
+            }],
+        }),
+    );
+    let Response::BatchGet(ok) = r else {
+        panic!("{r:?}")
+    };
     assert_eq!(ok.tables[0].items.len(), 20, "20 of the 25 keys exist");
     assert!(ok.unprocessed.is_empty());
     let too_many: Vec<WriteRequest> = (0..26)
         .map(|i| WriteRequest::Put(item(&[("id", s(&format!("t{i}")))])))
         .collect();
-    let r = call(&plain, Request::BatchWriteItem(BatchWriteItem {
-        tables: vec![TableWrites { table: "counters".into(), writes: too_many }],
-    }));
+    let r = call(
+        &plain,
+        Request::BatchWriteItem(BatchWriteItem {
+            tables: vec![TableWrites {
+                table: "counters".into(),
+                writes: too_many,
+            }],
+        }),
+    );
     assert_eq!(error_code(&r), Some(ErrorCode::Validation));
 
     // Delete a table: its items are gone with it, the other table stays.
-    match call(&aware, Request::DeleteTable { table: "counters".into() }) {
+    match call(
+        &aware,
+        Request::DeleteTable {
+            table: "counters".into(),
+        },
+    ) {
         Response::Table(_) => {}
         other => panic!("{other:?}"),
     }
@@ -368,7 +524,13 @@ fn every_operation_end_to_end() {
     let c = node.client();
     assert_eq!(get(&c, "events", key("u19", 9)), Some(ev("u19", 9)));
     assert_eq!(scan_all(&c, "events", 0, 1, None).len(), expect);
-    match call(&c, Request::ListTables { start_after: None, limit: None }) {
+    match call(
+        &c,
+        Request::ListTables {
+            start_after: None,
+            limit: None,
+        },
+    ) {
         Response::TableNames { tables, .. } => assert_eq!(tables.len(), 2),
         other => panic!("{other:?}"),
     }
@@ -381,7 +543,14 @@ fn a_data_directory_keeps_its_shard_count() {
     let dir = tempfile::tempdir().unwrap();
     Node::start(dir.path(), 2).stop();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(["start", "--listen", "127.0.0.1:0", "--no-pin", "--shards", "1"])
+        .args([
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-pin",
+            "--shards",
+            "1",
+        ])
         .arg("--data-dir")
         .arg(dir.path())
         .output()

@@ -402,7 +402,9 @@ pub fn decode(bytes: &[u8]) -> Result<Catalog, CatalogFileError> {
             _ => return Err(CatalogFileError::Malformed("bad sort-key flag")),
         };
         if id >= next_table_id || partitions == 0 || partitions > PARTITIONS_MAX {
-            return Err(CatalogFileError::Malformed("table id or partition count out of range"));
+            return Err(CatalogFileError::Malformed(
+                "table id or partition count out of range",
+            ));
         }
         let table = Table {
             id,
@@ -444,7 +446,10 @@ mod tests {
     fn a_table_lives_creating_active_deleting_gone() {
         let mut c = Catalog::new(2);
         let t = c.begin_create("users", &schema(), None, 8, 5).unwrap();
-        assert_eq!((t.id, t.status, t.partitions), (1, TableStatus::Creating, 8));
+        assert_eq!(
+            (t.id, t.status, t.partitions),
+            (1, TableStatus::Creating, 8)
+        );
         assert_eq!(
             c.begin_create("users", &schema(), None, 8, 5),
             Err(CatalogError::InUse("users".into()))

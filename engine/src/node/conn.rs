@@ -133,7 +133,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         };
         let id = frame.header.request_id;
         if frame.header.is_response() {
-            outbox.push_error(id, ErrorCode::Protocol, "a client sent a response frame".into());
+            outbox.push_error(
+                id,
+                ErrorCode::Protocol,
+                "a client sent a response frame".into(),
+            );
             break;
         }
         let request = match decode_request(&frame) {

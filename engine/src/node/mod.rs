@@ -175,7 +175,7 @@ pub fn run(
     let dir = dir.canonicalize().map_err(io_err("canonicalize", dir))?;
     let lock_path = dir.join("LOCK");
     let lock = std::fs::File::create(&lock_path).map_err(io_err("create", &lock_path))?;
-    if lock.try_lock().is_err() {
+    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
         return Err(NodeError::Locked(dir.display().to_string()));
     }
     let catalog_path = dir.join("catalog");
@@ -395,7 +395,9 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
     };
     let own_bind = SocketAddr::new(s.config.listen.ip(), own_port);
     let own = TcpListener::bind(own_bind).map_err(|e| format!("binding {own_bind}: {e}"))?;
-    let own_addr = own.local_addr().map_err(|e| format!("local address: {e}"))?;
+    let own_addr = own
+        .local_addr()
+        .map_err(|e| format!("local address: {e}"))?;
     send(Report::Bound(shared_addr, own_addr));
     let (senders, mut receivers) = s
         .mesh

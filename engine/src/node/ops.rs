@@ -13,8 +13,8 @@ use keel_net::codec::{
     ReturnValues, UpdateItem,
 };
 use keel_net::expr::{
-    key_condition, parse_condition, parse_projection, parse_update, Condition,
-    ExpressionAttributes, ExprError, ExprRef, Projection,
+    key_condition, parse_condition, parse_projection, parse_update, Condition, ExprError, ExprRef,
+    ExpressionAttributes, Projection,
 };
 use keel_net::model::PARTITION_HASH_BYTES;
 use keel_net::{
@@ -98,7 +98,9 @@ fn attributes(args: &ExprArgs) -> ExpressionAttributes<'_> {
 }
 
 fn condition(text: Option<&String>) -> Result<Option<Condition>, ErrorResponse> {
-    text.map(|t| parse_condition(t)).transpose().map_err(expr_error)
+    text.map(|t| parse_condition(t))
+        .transpose()
+        .map_err(expr_error)
 }
 
 fn projection(text: Option<&String>) -> Result<Option<Projection>, ErrorResponse> {
@@ -124,11 +126,7 @@ fn refs<'e>(
 }
 
 /// Evaluates a write's condition expression inside `modify`.
-fn holds(
-    cond: &Option<Condition>,
-    old: Option<&Item>,
-    args: &ExprArgs,
-) -> Result<(), EngineError> {
+fn holds(cond: &Option<Condition>, old: Option<&Item>, args: &ExprArgs) -> Result<(), EngineError> {
     match cond {
         None => Ok(()),
         Some(c) => match c.evaluate(old, &attributes(args)) {
@@ -156,7 +154,10 @@ pub async fn put_item(
 ) -> Result<Option<Item>, ErrorResponse> {
     only_none_or_all_old(req.return_values, "PutItem")?;
     keel_net::validate_item(&req.item).map_err(|e| invalid(e.to_string()))?;
-    let key = table.schema.key_of(&req.item).map_err(|e| invalid(e.to_string()))?;
+    let key = table
+        .schema
+        .key_of(&req.item)
+        .map_err(|e| invalid(e.to_string()))?;
     let cond = condition(req.condition.as_ref())?;
     check_usage(&req.args, &refs(&[&cond], None))?;
     let (_, pid) = locate(table, &key);
@@ -310,11 +311,7 @@ pub fn start_storage_key(schema: &KeySchema, start: &Item) -> Result<Vec<u8>, Er
 }
 
 /// Query on the owning shard: one partition key's items in sort-key order.
-pub async fn query(
-    engine: &Engine,
-    table: &Table,
-    req: &Query,
-) -> Result<ItemPage, ErrorResponse> {
+pub async fn query(engine: &Engine, table: &Table, req: &Query) -> Result<ItemPage, ErrorResponse> {
     let kc = parse_condition(&req.key_condition).map_err(expr_error)?;
     let filter = condition(req.filter.as_ref())?;
     let proj = projection(req.projection.as_ref())?;

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use event_listener::Event;
 use glommio::channels::channel_mesh::Senders;
 use keel_net::codec::{
-    BatchGetItem, BatchGetOk, BatchWriteItem, CreateTable, DeleteItem, ErrorCode,
-    ErrorResponse, GetItem, ItemPage, PutItem, Request, Response, Scan, TableItems,
-    TableKeys, TableWrites, WriteRequest,
+    BatchGetItem, BatchGetOk, BatchWriteItem, CreateTable, DeleteItem, ErrorCode, ErrorResponse,
+    GetItem, ItemPage, PutItem, Request, Response, Scan, TableItems, TableKeys, TableWrites,
+    WriteRequest,
 };
 use keel_net::expr::{parse_condition, parse_projection, ExprRef, ExpressionAttributes};
 use keel_net::{Item, KeySchema, PrimaryKey};
@@ -146,7 +146,10 @@ impl Drop for InFlight {
 }
 
 fn unavailable(what: &str) -> ErrorResponse {
-    error(ErrorCode::Unavailable, format!("{what}: the node is shutting down"))
+    error(
+        ErrorCode::Unavailable,
+        format!("{what}: the node is shutting down"),
+    )
 }
 
 fn catalog_error(e: catalog::CatalogError) -> ErrorResponse {
@@ -155,9 +158,10 @@ fn catalog_error(e: catalog::CatalogError) -> ErrorResponse {
             ErrorCode::ResourceNotFound,
             format!("Requested resource not found: table {t}"),
         ),
-        catalog::CatalogError::InUse(t) => {
-            error(ErrorCode::ResourceInUse, format!("Table already exists: {t}"))
-        }
+        catalog::CatalogError::InUse(t) => error(
+            ErrorCode::ResourceInUse,
+            format!("Table already exists: {t}"),
+        ),
         other => invalid(other.to_string()),
     }
 }
@@ -234,7 +238,10 @@ impl Shard {
         let (table, key) = match request {
             Request::PutItem(r) => {
                 let t = self.table(&r.table)?;
-                let k = t.schema.key_of(&r.item).map_err(|e| invalid(e.to_string()))?;
+                let k = t
+                    .schema
+                    .key_of(&r.item)
+                    .map_err(|e| invalid(e.to_string()))?;
                 (t, k)
             }
             Request::GetItem(r) => {
@@ -281,7 +288,9 @@ impl Shard {
         }
         let (tx, rx) = flume::bounded(1);
         let msg = ShardMsg::Item { request, reply: tx };
-        self.ask(shard, msg, rx).await.unwrap_or_else(Response::Error)
+        self.ask(shard, msg, rx)
+            .await
+            .unwrap_or_else(Response::Error)
     }
 
     /// Sends `msg` to shard `to` and waits for the answer on `rx`.
@@ -411,7 +420,11 @@ impl Shard {
             let page = self
                 .scan_partition(owner, pid, range.clone(), want, resume.take())
                 .await?;
-            bytes += page.items.iter().map(keel_net::item_size_bytes).sum::<usize>();
+            bytes += page
+                .items
+                .iter()
+                .map(keel_net::item_size_bytes)
+                .sum::<usize>();
             items.extend(page.items);
             if page.resume.is_some() || items.len() >= limit || bytes >= SCAN_PAGE_BYTES_MAX {
                 if let Some(item) = items.last() {
@@ -523,7 +536,10 @@ impl Shard {
                 let pk = match w {
                     WriteRequest::Put(item) => {
                         keel_net::validate_item(item).map_err(|e| invalid(e.to_string()))?;
-                        table.schema.key_of(item).map_err(|e| invalid(e.to_string()))?
+                        table
+                            .schema
+                            .key_of(item)
+                            .map_err(|e| invalid(e.to_string()))?
                     }
                     WriteRequest::Delete(key) => ops::key_of(&table.schema, key)?,
                 };
@@ -644,31 +660,54 @@ impl Shard {
         create: bool,
     ) -> Result<(), ErrorResponse> {
         for shard in 0..self.shards {
-            let parts: Vec<(u32, PartitionId)> = table.partitions_on(shard, self.shards);
-            let (tx, rx) = flume::bounded(1);
-            let msg = if create {
-                ShardMsg::CreatePartitions {
-                    parts: parts
-                        .into_iter()
-                        .map(|(_, id)| (id, table.schema.clone()))
-                        .collect(),
-                    reply: tx,
-                }
-            } else {
-                ShardMsg::DropPartitions {
-                    parts: parts.into_iter().map(|(_, id)| id).collect(),
-                    reply: tx,
-                }
-            };
-            let done = if shard == self.index {
-                self.on_message(msg).await;
-                rx.recv_async()
+            let ids = table
+                .partitions_on(shard, self.shards)
+                .into_iter()
+                .map(|(_, id)| id);
+            let done = if shard == self.index && create {
+                self.create_partitions(ids.map(|id| (id, table.schema.clone())).collect())
                     .await
-                    .map_err(|_| unavailable("changing partitions"))?
+            } else if shard == self.index {
+                self.drop_partitions(ids.collect()).await
             } else {
+                let (tx, rx) = flume::bounded(1);
+                let msg = if create {
+                    ShardMsg::CreatePartitions {
+                        parts: ids.map(|id| (id, table.schema.clone())).collect(),
+                        reply: tx,
+                    }
+                } else {
+                    ShardMsg::DropPartitions {
+                        parts: ids.collect(),
+                        reply: tx,
+                    }
+                };
                 self.ask(shard, msg, rx).await?
             };
             done.map_err(|e| error(ErrorCode::Internal, e))?;
+        }
+        Ok(())
+    }
+
+    async fn create_partitions(&self, parts: Vec<(PartitionId, KeySchema)>) -> Result<(), String> {
+        for (id, schema) in parts {
+            if self.engine.partitions().iter().any(|(p, _)| *p == id) {
+                continue;
+            }
+            self.engine
+                .create_partition(id, schema)
+                .await
+                .map_err(|e| format!("shard {}: {e}", self.index))?;
+        }
+        Ok(())
+    }
+
+    async fn drop_partitions(&self, parts: Vec<PartitionId>) -> Result<(), String> {
+        for id in parts {
+            match self.engine.drop_partition(id).await {
+                Ok(()) | Err(crate::shard::EngineError::UnknownPartition(_)) => {}
+                Err(e) => return Err(format!("shard {}: {e}", self.index)),
+            }
         }
         Ok(())
     }
@@ -714,8 +753,7 @@ impl Shard {
     /// an active table lost data) and drops those of no live table.
     pub async fn reconcile(&self, catalog: &Catalog) -> Result<(), String> {
         let want = catalog.partitions_on(self.index);
-        let have: BTreeMap<PartitionId, KeySchema> =
-            self.engine.partitions().into_iter().collect();
+        let have: BTreeMap<PartitionId, KeySchema> = self.engine.partitions().into_iter().collect();
         for (id, schema) in &want {
             if have.contains_key(id) {
                 continue;
@@ -769,30 +807,10 @@ impl Shard {
                 let _ = reply.send(answer);
             }
             ShardMsg::CreatePartitions { parts, reply } => {
-                let mut result = Ok(());
-                for (id, schema) in parts {
-                    if self.engine.partitions().iter().any(|(p, _)| *p == id) {
-                        continue;
-                    }
-                    if let Err(e) = self.engine.create_partition(id, schema).await {
-                        result = Err(format!("shard {}: {e}", self.index));
-                        break;
-                    }
-                }
-                let _ = reply.send(result);
+                let _ = reply.send(self.create_partitions(parts).await);
             }
             ShardMsg::DropPartitions { parts, reply } => {
-                let mut result = Ok(());
-                for id in parts {
-                    match self.engine.drop_partition(id).await {
-                        Ok(()) | Err(crate::shard::EngineError::UnknownPartition(_)) => {}
-                        Err(e) => {
-                            result = Err(format!("shard {}: {e}", self.index));
-                            break;
-                        }
-                    }
-                }
-                let _ = reply.send(result);
+                let _ = reply.send(self.drop_partitions(parts).await);
             }
             ShardMsg::Catalog { catalog, reply } => {
                 *self.catalog.borrow_mut() = catalog;

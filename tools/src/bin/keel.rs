@@ -10,7 +10,12 @@ use keel_tools::cli::{self, Action, ExprOptions};
 #[command(version, about)]
 struct Cli {
     /// The node to talk to (for the table and item commands).
-    #[arg(long, global = true, env = "KEEL_ENDPOINT", default_value = "127.0.0.1:7070")]
+    #[arg(
+        long,
+        global = true,
+        env = "KEEL_ENDPOINT",
+        default_value = "127.0.0.1:7070"
+    )]
     endpoint: String,
     /// Print answers as JSON (DynamoDB's typed form) for scripts.
     #[arg(long, global = true)]

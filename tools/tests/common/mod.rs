@@ -40,7 +40,14 @@ impl Node {
     /// Starts a node with `shards` shards on `dir` and waits until it serves.
     pub fn start(dir: &Path, shards: u32) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["start", "--listen", "127.0.0.1:0", "--no-pin", "--cache-mib", "16"])
+            .args([
+                "start",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-pin",
+                "--cache-mib",
+                "16",
+            ])
             .arg("--shards")
             .arg(shards.to_string())
             .arg("--data-dir")
@@ -98,7 +105,10 @@ impl Node {
             .expect("kill -TERM");
         assert!(status.success());
         let exit = child.wait().expect("wait");
-        assert!(exit.success(), "the node exited with {exit:?} after SIGTERM");
+        assert!(
+            exit.success(),
+            "the node exited with {exit:?} after SIGTERM"
+        );
     }
 
     /// Kills the node with SIGKILL.
