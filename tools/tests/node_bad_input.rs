@@ -28,7 +28,8 @@ enum Outcome {
 
 fn connect(node: &Node) -> TcpStream {
     let t = TcpStream::connect(node.addr).unwrap();
-    t.set_read_timeout(Some(Duration::from_millis(2000))).unwrap();
+    t.set_read_timeout(Some(Duration::from_millis(2000)))
+        .unwrap();
     t
 }
 
@@ -47,7 +48,8 @@ fn hello_bytes(id: u64) -> Vec<u8> {
 fn exchange(node: &Node, bytes: &[u8], expect_frames: usize) -> Outcome {
     let mut t = connect(node);
     if expect_frames == 0 {
-        t.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        t.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
     }
     t.write_all(bytes).unwrap();
     let mut decoder = FrameDecoder::new(FRAME_BODY_BYTES_MAX);
@@ -63,7 +65,8 @@ fn exchange(node: &Node, bytes: &[u8], expect_frames: usize) -> Outcome {
         }
         if answers.len() >= expect_frames && expect_frames > 0 {
             // Give the node a moment to close, if it is going to.
-            t.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+            t.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
         }
         match t.read(&mut buf) {
             Ok(0) => return Outcome::Closed(answers),
@@ -156,7 +159,10 @@ fn malformed_input_gets_an_error_or_a_close_and_the_node_keeps_serving() {
     };
     encode_request(1, &Request::Hello(hello), &mut bytes);
     let o = exchange(&node, &bytes, 1);
-    assert_eq!(o, Outcome::Closed(vec![(1, Some(ErrorCode::UnsupportedVersion))]));
+    assert_eq!(
+        o,
+        Outcome::Closed(vec![(1, Some(ErrorCode::UnsupportedVersion))])
+    );
 
     // A wrong checksum: a flipped body bit.
     let mut bytes = hello_bytes(1);
@@ -165,7 +171,10 @@ fn malformed_input_gets_an_error_or_a_close_and_the_node_keeps_serving() {
     put[last] ^= 0x40;
     bytes.extend(put);
     let o = exchange(&node, &bytes, 2);
-    assert_eq!(o, Outcome::Closed(vec![(1, None), (0, Some(ErrorCode::Protocol))]));
+    assert_eq!(
+        o,
+        Outcome::Closed(vec![(1, None), (0, Some(ErrorCode::Protocol))])
+    );
     check_healthy(&mut writes);
 
     // An oversized length is refused at the header, without waiting for a body.
@@ -174,7 +183,10 @@ fn malformed_input_gets_an_error_or_a_close_and_the_node_keeps_serving() {
     put[16..20].copy_from_slice(&(FRAME_BODY_BYTES_MAX + 1).to_le_bytes());
     bytes.extend(&put[..FRAME_HEADER_BYTES]);
     let o = exchange(&node, &bytes, 2);
-    assert_eq!(o, Outcome::Closed(vec![(1, None), (0, Some(ErrorCode::Protocol))]));
+    assert_eq!(
+        o,
+        Outcome::Closed(vec![(1, None), (0, Some(ErrorCode::Protocol))])
+    );
 
     // An unknown opcode with a correct checksum.
     let mut bytes = hello_bytes(1);
@@ -183,7 +195,10 @@ fn malformed_input_gets_an_error_or_a_close_and_the_node_keeps_serving() {
     reseal(&mut put);
     bytes.extend(put);
     let o = exchange(&node, &bytes, 2);
-    assert_eq!(o, Outcome::Closed(vec![(1, None), (0, Some(ErrorCode::Protocol))]));
+    assert_eq!(
+        o,
+        Outcome::Closed(vec![(1, None), (0, Some(ErrorCode::Protocol))])
+    );
     check_healthy(&mut writes);
 
     // A truncated frame, then the client goes away: the node just drops the connection.
@@ -240,14 +255,17 @@ fn malformed_input_gets_an_error_or_a_close_and_the_node_keeps_serving() {
     let mut prng = Prng::new(11);
     for round in 0..60 {
         let len = 1 + prng.below(300) as usize;
-        let mut bytes = if round % 2 == 0 { hello_bytes(1) } else { Vec::new() };
+        let mut bytes = if round % 2 == 0 {
+            hello_bytes(1)
+        } else {
+            Vec::new()
+        };
         bytes.extend((0..len).map(|_| prng.next_u64() as u8));
         match exchange(&node, &bytes, 0) {
             Outcome::Closed(answers) => {
-                assert!(answers
-                    .iter()
-                    .all(|(_, c)| c.is_none() || *c == Some(ErrorCode::Protocol)
-                        || *c == Some(ErrorCode::Validation)));
+                assert!(answers.iter().all(|(_, c)| c.is_none()
+                    || *c == Some(ErrorCode::Protocol)
+                    || *c == Some(ErrorCode::Validation)));
             }
             // Too few bytes for a whole header: the node waits for more.
             Outcome::Open(answers) => assert!(answers.len() <= 1, "{answers:?}"),

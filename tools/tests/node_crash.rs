@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{item, n, s, Node};
-use keel_net::codec::{CreateTable, ExprArgs, GetItem, PutItem, Request, Response, ReturnValues};
 use keel_net::codec::UpdateItem;
+use keel_net::codec::{CreateTable, ExprArgs, GetItem, PutItem, Request, Response, ReturnValues};
 use keel_net::{Item, KeyAttribute, KeySchema, KeyType, Value};
 use keel_tests::Prng;
 
@@ -154,7 +154,10 @@ fn every_acknowledged_write_survives_sigkill() {
             counters_acked[w] += h.join().unwrap();
         }
         let a = acked.lock().unwrap();
-        eprintln!("round {round}: killed after {kill_after}+ acks; {} puts acked", a.puts.len());
+        eprintln!(
+            "round {round}: killed after {kill_after}+ acks; {} puts acked",
+            a.puts.len()
+        );
     }
     // The last check.
     let node = Node::start(dir.path(), 2);

@@ -1,0 +1,149 @@
+//! A node run in this process (`keel_engine::node::run` on a thread), spoken to with raw
+//! frames over TCP: the protocol as a client in another language would see it.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness code")]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use keel_engine::node::{run, NodeAddrs, NodeConfig};
+use keel_net::codec::{
+    decode_response, encode_request, CreateTable, ExprArgs, FrameDecoder, GetItem, Hello, PutItem,
+    Request, Response, ReturnValues, FRAME_BODY_BYTES_MAX,
+};
+use keel_net::{Item, KeyAttribute, KeySchema, KeyType, Value};
+
+struct Conn {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    next_id: u64,
+}
+
+impl Conn {
+    fn open(addr: std::net::SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut c = Conn {
+            stream,
+            decoder: FrameDecoder::new(FRAME_BODY_BYTES_MAX),
+            next_id: 1,
+        };
+        let hello = Request::Hello(Hello {
+            min_version: 1,
+            max_version: 1,
+            client: "node_inprocess".into(),
+        });
+        match c.call(hello) {
+            Response::HelloOk(ok) => assert_eq!(ok.shard_addrs.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        c
+    }
+
+    /// Sends every request at once (pipelined), then collects the answers by id.
+    fn call_many(&mut self, requests: Vec<Request>) -> Vec<Response> {
+        let first = self.next_id;
+        let mut out = Vec::new();
+        for r in &requests {
+            encode_request(self.next_id, r, &mut out);
+            self.next_id += 1;
+        }
+        self.stream.write_all(&out).unwrap();
+        let mut answers: Vec<Option<Response>> = vec![None; requests.len()];
+        let mut got = 0;
+        let mut buf = vec![0u8; 65536];
+        while got < requests.len() {
+            while let Some(frame) = self.decoder.next_frame().unwrap() {
+                let i = (frame.header.request_id - first) as usize;
+                answers[i] = Some(decode_response(&frame).unwrap());
+                got += 1;
+            }
+            if got == requests.len() {
+                break;
+            }
+            let n = self.stream.read(&mut buf).unwrap();
+            assert!(n > 0, "the node closed the connection");
+            self.decoder.feed(&buf[..n]);
+        }
+        answers.into_iter().map(Option::unwrap).collect()
+    }
+
+    fn call(&mut self, r: Request) -> Response {
+        self.call_many(vec![r]).pop().unwrap()
+    }
+}
+
+fn item(id: &str, v: i64) -> Item {
+    let mut i = Item::new();
+    i.insert("id".into(), Value::S(id.into()));
+    i.insert("v".into(), Value::N(v.into()));
+    i
+}
+
+#[test]
+fn pipelined_requests_on_a_two_shard_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path());
+    config.shards = 2;
+    config.pin = false;
+    config.cache_bytes = 8 << 20;
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let (stop_tx, stop_rx) = flume::bounded(1);
+    let (ready_tx, ready_rx) = flume::bounded::<NodeAddrs>(1);
+    let node = std::thread::spawn(move || {
+        run(
+            config,
+            |addrs| {
+                ready_tx.send(addrs.clone()).unwrap();
+            },
+            stop_rx,
+        )
+    });
+    let addrs = ready_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(addrs.shards.len(), 2);
+    let mut c = Conn::open(addrs.shared);
+    let created = c.call(Request::CreateTable(CreateTable {
+        table: "things".into(),
+        schema: KeySchema::partition_only(KeyAttribute::new("id", KeyType::S)),
+        partitions: Some(4),
+    }));
+    assert!(matches!(created, Response::Table(_)), "{created:?}");
+    // 200 puts in flight on one connection, then 200 gets on each shard's own port.
+    let puts: Vec<Request> = (0..200)
+        .map(|i| {
+            Request::PutItem(PutItem {
+                table: "things".into(),
+                item: item(&format!("k{i}"), i),
+                condition: None,
+                args: ExprArgs::default(),
+                return_values: ReturnValues::None,
+            })
+        })
+        .collect();
+    for r in c.call_many(puts) {
+        assert_eq!(r, Response::Item(None));
+    }
+    for shard in &addrs.shards {
+        let mut c = Conn::open(*shard);
+        let gets: Vec<Request> = (0..200)
+            .map(|i| {
+                let mut key = Item::new();
+                key.insert("id".into(), Value::S(format!("k{i}")));
+                Request::GetItem(GetItem {
+                    table: "things".into(),
+                    key,
+                    projection: None,
+                    args: ExprArgs::default(),
+                    consistent: true,
+                })
+            })
+            .collect();
+        for (i, r) in c.call_many(gets).into_iter().enumerate() {
+            assert_eq!(r, Response::Item(Some(item(&format!("k{i}"), i as i64))));
+        }
+    }
+    stop_tx.send(()).unwrap();
+    node.join().unwrap().unwrap();
+}
