@@ -200,6 +200,18 @@ enum Command {
         #[command(flatten)]
         expr: Expr,
     },
+    /// Measure a plain TCP ping-pong over 127.0.0.1 (the floor under request latency).
+    TcpPingpong {
+        /// Bytes sent per round trip.
+        #[arg(long, default_value_t = 64)]
+        request_bytes: usize,
+        /// Bytes answered per round trip.
+        #[arg(long, default_value_t = 64)]
+        response_bytes: usize,
+        /// Seconds to measure (after 1 s of warm-up).
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// Load items into one shard's storage engine, read them back, report speed and memory.
     EngineLoad {
         /// Data directory (created if missing).
@@ -329,7 +341,9 @@ fn action(command: Command) -> Option<Action> {
             total_segments,
             expr: expr.into(),
         },
-        Command::Start { .. } | Command::EngineLoad { .. } => return None,
+        Command::Start { .. } | Command::EngineLoad { .. } | Command::TcpPingpong { .. } => {
+            return None
+        }
     })
 }
 
@@ -359,6 +373,23 @@ fn main() -> anyhow::Result<()> {
                 default_partitions,
                 no_pin,
             })
+        }
+        Command::TcpPingpong {
+            request_bytes,
+            response_bytes,
+            seconds,
+        } => {
+            let r = keel_tools::pingpong::run(&keel_tools::pingpong::PingPongSettings {
+                request_bytes,
+                response_bytes,
+                duration: std::time::Duration::from_secs(seconds),
+            })?;
+            println!(
+                "tcp ping-pong {request_bytes} B / {response_bytes} B over 127.0.0.1: \
+                 {:.0} round trips/s, p50 {} us, p99 {} us, p99.9 {} us",
+                r.round_trips_per_s, r.p50_us, r.p99_us, r.p999_us
+            );
+            Ok(())
         }
         Command::EngineLoad {
             dir,
