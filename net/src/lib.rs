@@ -1,10 +1,12 @@
 //! keel-net: the data model shared by the engine, the wire and the client.
 //!
 //! Table of contents:
+//! - [`client`]: the native clients, blocking and glommio, pipelined and shard-aware.
 //! - [`codec`]: the wire protocol's requests, responses and frames.
 //! - [`model`]: items, values, exact decimal numbers, the item binary encoding, key schemas,
 //!   primary keys, the partition hash and the order-preserving storage-key encoding.
 
+pub mod client;
 pub mod codec;
 pub mod model;
 
