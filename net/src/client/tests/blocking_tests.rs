@@ -150,3 +150,47 @@ fn item_requests_go_to_the_owning_shard_and_fall_back_when_it_is_unreachable() {
     let client = Client::connect(&a.addr, options()).unwrap();
     assert_eq!(served_by(&client.call(get("t", &far)).unwrap()), "a");
 }
+
+#[test]
+fn a_request_over_the_frame_limit_is_refused_before_sending() {
+    let server = TestServer::start("a", 0);
+    let client = Client::connect(&server.addr, options()).unwrap();
+    let huge = Request::PutItem(PutItem {
+        table: "t".to_owned(),
+        item: crate::model::Item::from([(
+            "b".to_owned(),
+            crate::model::Value::B(vec![0; FRAME_BODY_BYTES_MAX as usize]),
+        )]),
+        condition: None,
+        args: ExprArgs::default(),
+        return_values: ReturnValues::None,
+    });
+    let result = client.send(huge);
+    assert!(
+        matches!(result, Err(ClientError::RequestTooLarge { .. })),
+        "{:?}",
+        result.err()
+    );
+    let response = client.call(get("t", "k")).unwrap();
+    assert_eq!(served_key(&response), key_item("k"));
+}
+
+#[test]
+fn a_client_is_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Client>();
+    let server = TestServer::start("a", 0);
+    let client = Client::connect(&server.addr, options()).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let client = &client;
+            scope.spawn(move || {
+                for i in 0..50 {
+                    let key = format!("t{t}-{i}");
+                    let response = client.call(get("t", &key)).unwrap();
+                    assert_eq!(served_key(&response), key_item(&key));
+                }
+            });
+        }
+    });
+}
