@@ -204,7 +204,7 @@ pub fn plain_json(v: &Value) -> Json {
         Value::M(m) => plain_item_json(m),
         Value::L(l) => Json::Array(l.iter().map(plain_json).collect()),
         Value::Ss(s) => Json::Array(s.iter().map(|s| Json::String(s.clone())).collect()),
-        Value::Ns(s) => Json::Array(s.iter().map(|n| plain_json(&Value::N(n.clone()))).collect()),
+        Value::Ns(s) => Json::Array(s.iter().map(|n| plain_json(&Value::N(*n))).collect()),
         Value::Bs(s) => Json::Array(s.iter().map(|b| plain_json(&Value::B(b.clone()))).collect()),
     }
 }
@@ -251,7 +251,7 @@ mod tests {
         };
         assert_eq!(n.to_string(), "12345678901234567890123456789012345678");
         assert_eq!(
-            plain_json(&Value::N(n.clone())).to_string(),
+            plain_json(&Value::N(*n)).to_string(),
             "12345678901234567890123456789012345678"
         );
     }

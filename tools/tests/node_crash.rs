@@ -4,7 +4,7 @@
 //! what the node acknowledged. The node is killed with SIGKILL at a seeded, random point
 //! of the load, restarted on the same data directory, and checked: every acknowledged
 //! put is present with its value, and each counter holds at least its acknowledged
-//! increments and at most one more (the one in flight at the kill).
+//! increments and at most one more per kill (the one in flight at each kill).
 //! `KEEL_NODE_CRASH_ROUNDS` (default 3) and `KEEL_NODE_CRASH_SEED` (default 1) set the run.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness code")]
 
@@ -90,8 +90,9 @@ fn every_acknowledged_write_survives_sigkill() {
                         Value::N(x) => x.to_string().parse::<u64>().unwrap(),
                         other => panic!("{other:?}"),
                     });
+                // Each earlier kill may have cut off one increment after it was applied.
                 assert!(
-                    got >= *want && got <= *want + 1,
+                    got >= *want && got <= *want + round,
                     "round {round}: counter-{w} holds {got}, {want} increments acknowledged"
                 );
             }

@@ -392,7 +392,8 @@ fn every_operation_end_to_end() {
         .map(ts_of)
         .collect();
     assert_eq!(back, (0..10).rev().collect::<Vec<_>>());
-    let cases: Vec<(&str, Vec<(&str, Value)>, Vec<i64>)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, Value)>, Vec<i64>);
+    let cases: Vec<Case> = vec![
         ("id = :id AND ts = :a", vec![(":a", n(3))], vec![3]),
         ("id = :id AND ts < :a", vec![(":a", n(3))], vec![0, 1, 2]),
         (

@@ -35,6 +35,9 @@ pub const BATCH_WRITE_MAX: usize = 25;
 pub const SCAN_PAGE_ITEMS_MAX: usize = 1000;
 /// A Scan page stops once its items reach this many bytes (DynamoDB's 1 MB page).
 pub const SCAN_PAGE_BYTES_MAX: usize = 1 << 20;
+/// A BatchGetItem answer holds at most this many item bytes; the rest are unprocessed
+/// (DynamoDB's 16 MB answer limit, kept under the frame limit).
+pub const BATCH_GET_BYTES_MAX: usize = 15 << 20;
 
 /// A message between shards.
 pub enum ShardMsg {
@@ -205,8 +208,7 @@ impl Shard {
     /// Carries out a client request (any but Hello) and answers it.
     pub async fn handle(self: &Rc<Self>, request: Request) -> Response {
         match request {
-            Request::Hello(_) => Response::Error(error(
-                ErrorCode::Protocol,
+            Request::Hello(_) => Response::Error(invalid(
                 "Hello is only valid as the first frame of a connection",
             )),
             r @ (Request::CreateTable(_) | Request::DeleteTable { .. }) => self.ddl(r).await,
@@ -489,12 +491,21 @@ impl Shard {
         let mut answers = answers.into_iter();
         let mut tables = Vec::new();
         let mut unprocessed = Vec::new();
+        let mut bytes = 0usize;
         for t in b.tables {
             let mut items = Vec::new();
             let mut retry = Vec::new();
             for k in t.keys {
                 match answers.next() {
-                    Some(Response::Item(Some(item))) => items.push(item),
+                    Some(Response::Item(Some(item))) => {
+                        let size = keel_net::item_size_bytes(&item);
+                        if bytes + size > BATCH_GET_BYTES_MAX {
+                            retry.push(k);
+                        } else {
+                            bytes += size;
+                            items.push(item);
+                        }
+                    }
                     Some(Response::Item(None)) => {}
                     Some(Response::Error(e)) if e.retryable => retry.push(k),
                     Some(Response::Error(e)) => return Err(e),
