@@ -526,6 +526,10 @@ impl<F: PageFile> Tree<F> {
         inserted: &[(&[u8], &[u8])],
         lsn: u64,
     ) -> Result<Option<(Vec<u8>, PageId)>, StorageError> {
+        if page::splice_in_place(&mut p.bytes_mut(lsn), at, removed, inserted) {
+            return Ok(None);
+        }
+        // It does not fit: split, building both halves anew.
         let (n, cut) = {
             let b = p.bytes();
             let s = Splice {
@@ -534,16 +538,11 @@ impl<F: PageFile> Tree<F> {
                 removed,
                 inserted,
             };
-            let n = s.len();
-            let fits = s.total_bytes() <= PAGE_BYTES;
-            (n, (!fits).then(|| s.split_point()))
+            (s.len(), s.split_point())
         };
-        let right = match cut {
-            None => None,
-            Some(_) => {
-                let id = self.alloc.borrow_mut().alloc();
-                Some(self.cache.create(self.file, id, lsn).await?)
-            }
+        let right = {
+            let id = self.alloc.borrow_mut().alloc();
+            self.cache.create(self.file, id, lsn).await?
         };
         let mut scratch = self.scratch.borrow_mut();
         let separator = {
@@ -554,23 +553,12 @@ impl<F: PageFile> Tree<F> {
                 removed,
                 inserted,
             };
-            match (&right, cut) {
-                (Some(r), Some(cut)) => {
-                    page::build(&mut scratch, kind, &s, 0..cut);
-                    page::build(&mut r.bytes_mut(lsn), kind, &s, cut..n);
-                    Some(s.get(cut).0.to_vec())
-                }
-                _ => {
-                    page::build(&mut scratch, kind, &s, 0..n);
-                    None
-                }
-            }
+            page::build(&mut scratch, kind, &s, 0..cut);
+            page::build(&mut right.bytes_mut(lsn), kind, &s, cut..n);
+            s.get(cut).0.to_vec()
         };
         p.swap_in(&mut scratch, lsn);
-        Ok(match (separator, right) {
-            (Some(sep), Some(r)) => Some((sep, r.id())),
-            _ => None,
-        })
+        Ok(Some((separator, right.id())))
     }
 
     /// Stores `value` under `key` as the change at `lsn`; returns whether a value was
