@@ -165,12 +165,30 @@ impl<F: PageFile> PageCache<F> {
         }
     }
 
+    /// Returns page `id` of `file` if a frame holds it ready, pinned; `None` (and no I/O,
+    /// no wait) otherwise. The descent of a writer that holds its lock tries this first.
+    pub fn try_get(self: &Rc<Self>, file: FileId, id: PageId) -> Option<PageRef<F>> {
+        let mut s = self.state.borrow_mut();
+        let i = s.map.get(&(file, id)).copied()?;
+        let m = &mut s.meta[i];
+        if m.loading || m.discarded {
+            return None;
+        }
+        m.pins += 1;
+        m.referenced = true;
+        s.stats.hits += 1;
+        Some(self.pin_ref(i, id))
+    }
+
     /// Returns page `id` of `file`, reading and verifying it on a miss.
     pub async fn get(
         self: &Rc<Self>,
         file: FileId,
         id: PageId,
     ) -> Result<PageRef<F>, StorageError> {
+        if let Some(p) = self.try_get(file, id) {
+            return Ok(p);
+        }
         let i = loop {
             let listener = {
                 let mut s = self.state.borrow_mut();
