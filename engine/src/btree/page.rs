@@ -300,12 +300,20 @@ pub fn cell(page: &[u8], i: usize) -> (&[u8], &[u8]) {
     (key, value)
 }
 
+/// The key of cell `i` (`i` below the count) of a verified sorted page.
+fn key_at(page: &[u8], i: usize) -> &[u8] {
+    let off = read_u16(page, HEADER_BYTES + i * SLOT_BYTES).unwrap_or(0);
+    let key_len = read_u16(page, off).unwrap_or(0);
+    let start = off + CELL_PREFIX_BYTES;
+    page.get(start..start + key_len).unwrap_or_default()
+}
+
 /// Binary search of a sorted page: `Ok(i)` where cell `i` has `key`, `Err(i)` where it would go.
 pub fn search(page: &[u8], key: &[u8]) -> Result<usize, usize> {
     let (mut lo, mut hi) = (0, count(page));
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        match cell(page, mid).0.cmp(key) {
+        match key_at(page, mid).cmp(key) {
             core::cmp::Ordering::Less => lo = mid + 1,
             core::cmp::Ordering::Greater => hi = mid,
             core::cmp::Ordering::Equal => return Ok(mid),
@@ -509,12 +517,23 @@ pub fn splice_in_place(
     let (after_old, after_new) = (at + removed, at + inserted.len());
     // Move the slots and the cells after the edit; whichever area shrinks moves first, so
     // that neither move overwrites bytes the other still has to read.
+    // (A same-size replacement, the common overwrite, moves nothing.)
+    let move_slots = |page: &mut [u8]| {
+        if after_old != after_new {
+            page.copy_within(slot_at(after_old)..slot_at(n), slot_at(after_new));
+        }
+    };
+    let move_cells = |page: &mut [u8]| {
+        if new_lo != lo {
+            page.copy_within(lo..mid, new_lo);
+        }
+    };
     if n_new < n {
-        page.copy_within(slot_at(after_old)..slot_at(n), slot_at(after_new));
-        page.copy_within(lo..mid, new_lo);
+        move_slots(page);
+        move_cells(page);
     } else {
-        page.copy_within(lo..mid, new_lo);
-        page.copy_within(slot_at(after_old)..slot_at(n), slot_at(after_new));
+        move_cells(page);
+        move_slots(page);
     }
     if new_lo != lo {
         for i in after_new..n_new {

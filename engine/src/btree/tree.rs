@@ -34,7 +34,7 @@ use super::page::{
 };
 use super::superblock::{decide, Superblock, SuperblockCase, SUPERBLOCK_BYTES};
 use crate::error::StorageError;
-use crate::page_cache::{FileId, PageCache, PageRef};
+use crate::page_cache::{FileId, IdSet, PageCache, PageRef};
 
 /// The longest key a tree accepts.
 pub const KEY_BYTES_MAX: usize = 4064;
@@ -56,12 +56,12 @@ struct Allocator {
     /// next checkpoint is durable.
     pending: Vec<u64>,
     /// Allocated in this epoch: editable in place, reusable at once when freed.
-    epoch: HashSet<u64>,
+    epoch: IdSet,
     /// Pages the file holds; new pages are appended here.
     page_count: u64,
     /// While a checkpoint is written: the pages it references that the epoch before it
     /// allocated. They are not edited (edits copy them) nor dropped from the cache.
-    frozen: HashSet<u64>,
+    frozen: IdSet,
     /// While a checkpoint is written: pages freed before it began, reusable once it is
     /// durable.
     frozen_pending: Vec<u64>,
@@ -292,9 +292,9 @@ impl<F: PageFile> Tree<F> {
             alloc: RefCell::new(Allocator {
                 free: BTreeSet::new(),
                 pending: Vec::new(),
-                epoch: HashSet::new(),
+                epoch: IdSet::default(),
                 page_count: sb.page_count.max(1),
-                frozen: HashSet::new(),
+                frozen: IdSet::default(),
                 frozen_pending: Vec::new(),
                 checkpointing: false,
             }),
@@ -1260,7 +1260,7 @@ impl<F: PageFile> Tree<F> {
         &self,
         plan: CheckpointPlan,
     ) -> Result<Superblock, StorageError> {
-        let pages: HashSet<u64> = self.alloc.borrow().frozen.clone();
+        let pages: IdSet = self.alloc.borrow().frozen.clone();
         self.cache
             .flush(self.file, |id| pages.contains(&id.0))
             .await?;
