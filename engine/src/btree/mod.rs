@@ -12,7 +12,7 @@ pub mod tree;
 
 pub use file::{DmaPageFile, MemPageFile, PageFile};
 pub use page::PageId;
-pub use tree::{CheckpointPlan, Tree, TreeStats, KEY_BYTES_MAX, VALUE_BYTES_MAX};
+pub use tree::{CheckpointPlan, Seek, Tree, TreeStats, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 
 #[cfg(test)]
 mod tests;

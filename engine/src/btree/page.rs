@@ -24,9 +24,10 @@
 //! ```
 //!
 //! Sorted pages hold their cells in strictly ascending key order: slot `i` points at the
-//! `i`-th smallest key. A page is never edited in place cell by cell: an edit builds the
-//! whole page anew from a [`Splice`] of the old one (a 16 KiB copy costs about a
-//! microsecond, far below one page read), which keeps the layout free of fragmentation.
+//! `i`-th smallest key, and cells are packed against the end in slot order, so a page
+//! never fragments. An edit that fits is made in place ([`splice_in_place`]: the cells
+//! after it move as one block); one that does not fit builds two pages anew from a
+//! [`Splice`] of the old one ([`build`]). Both write the same bytes for the same cells.
 #![deny(clippy::indexing_slicing)]
 
 use zerocopy::little_endian::{U16, U32, U64};
@@ -299,12 +300,20 @@ pub fn cell(page: &[u8], i: usize) -> (&[u8], &[u8]) {
     (key, value)
 }
 
+/// The key of cell `i` (`i` below the count) of a verified sorted page.
+fn key_at(page: &[u8], i: usize) -> &[u8] {
+    let off = read_u16(page, HEADER_BYTES + i * SLOT_BYTES).unwrap_or(0);
+    let key_len = read_u16(page, off).unwrap_or(0);
+    let start = off + CELL_PREFIX_BYTES;
+    page.get(start..start + key_len).unwrap_or_default()
+}
+
 /// Binary search of a sorted page: `Ok(i)` where cell `i` has `key`, `Err(i)` where it would go.
 pub fn search(page: &[u8], key: &[u8]) -> Result<usize, usize> {
     let (mut lo, mut hi) = (0, count(page));
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        match cell(page, mid).0.cmp(key) {
+        match key_at(page, mid).cmp(key) {
             core::cmp::Ordering::Less => lo = mid + 1,
             core::cmp::Ordering::Greater => hi = mid,
             core::cmp::Ordering::Equal => return Ok(mid),
@@ -426,13 +435,6 @@ impl<'a> Splice<'a> {
 pub fn build(out: &mut [u8], kind: PageKind, splice: &Splice<'_>, range: core::ops::Range<usize>) {
     assert_eq!(out.len(), PAGE_BYTES, "page buffer size");
     assert!(matches!(kind, PageKind::Leaf | PageKind::Branch));
-    if let Some(page) = splice.page {
-        if range.start == 0 && range.end == splice.len() {
-            build_spliced(out, kind, page, splice);
-            debug_assert!(verify_sorted(out).is_ok());
-            return;
-        }
-    }
     let n = range.len();
     let need = splice.bytes(range.clone());
     assert!(need <= PAGE_BYTES, "page overfull: {need} bytes");
@@ -471,71 +473,100 @@ pub fn build(out: &mut [u8], kind: PageKind, splice: &Splice<'_>, range: core::o
     debug_assert!(verify_sorted(out).is_ok());
 }
 
-/// The whole-page edit, by blocks: the cells before the edit keep their bytes and offsets,
-/// the cells after it move as one block, and only the inserted cells are encoded. This is
-/// the hot path of every put; [`build`]'s cell-by-cell loop is the reference it must
-/// match (checked in debug builds and by the property tests).
-fn build_spliced(out: &mut [u8], kind: PageKind, page: &[u8], splice: &Splice<'_>) {
-    let need = splice.total_bytes();
-    assert!(need <= PAGE_BYTES, "page overfull: {need} bytes");
-    let n_old = count(page);
-    let slot_old = |i: usize| read_u16(page, HEADER_BYTES + i * SLOT_BYTES).unwrap_or(PAGE_BYTES);
-    // Cells are packed against the end in slot order: cell i ends where cell i-1 starts.
-    let cell_end_old = |i: usize| if i == 0 { PAGE_BYTES } else { slot_old(i - 1) };
-    let n = splice.len();
-    let (at, removed) = (splice.at, splice.removed);
-    assert!(n <= CELLS_MAX, "{n} cells in one page");
+/// Edits a verified sorted page in place: cells `at..at + removed` give way to `inserted`
+/// (which must keep the keys ascending). The cells before the edit keep their bytes, the
+/// cells after it move as one block (a `memmove`), and only the inserted cells are
+/// encoded, so an edit costs the bytes it moves instead of a whole page. The page stays
+/// packed with a zero gap: its bytes are exactly those [`build`] writes for the same
+/// cells (header fields other than kind and count are left as they are; [`seal`]
+/// rewrites them). Returns false, with the page untouched, if the result does not fit.
+pub fn splice_in_place(
+    page: &mut [u8],
+    at: usize,
+    removed: usize,
+    inserted: &[(&[u8], &[u8])],
+) -> bool {
+    assert_eq!(page.len(), PAGE_BYTES, "page buffer size");
+    let n = count(page);
+    assert!(at + removed <= n, "splice {at}+{removed} of {n} cells");
     let slot_at = |i: usize| HEADER_BYTES + i * SLOT_BYTES;
-    let set_slot = |out: &mut [u8], i: usize, offset: usize| {
-        if let Some(s) = out.get_mut(slot_at(i)..slot_at(i) + SLOT_BYTES) {
-            s.copy_from_slice(&(offset as u16).to_le_bytes());
+    let slot = |page: &[u8], i: usize| read_u16(page, slot_at(i)).unwrap_or(PAGE_BYTES);
+    // Cells are packed against the end in slot order: cell i ends where cell i-1 starts.
+    let cell_end = |page: &[u8], i: usize| {
+        if i == 0 {
+            PAGE_BYTES
+        } else {
+            slot(page, i - 1)
         }
     };
-    // Cells before the edit: same bytes, same offsets, so their slots copy as they are.
-    let prefix_lo = cell_end_old(at);
-    if let (Some(dst), Some(src)) = (out.get_mut(prefix_lo..), page.get(prefix_lo..)) {
-        dst.copy_from_slice(src);
+    // [mid, hi): the removed cells; [lo, mid): the cells after the edit.
+    let hi = cell_end(page, at);
+    let mid = cell_end(page, at + removed);
+    let lo = cell_end(page, n);
+    let inserted_bytes: usize = inserted
+        .iter()
+        .map(|(k, v)| CELL_PREFIX_BYTES + k.len() + v.len())
+        .sum();
+    let n_new = n - removed + inserted.len();
+    let Some(new_lo) = (lo + (hi - mid)).checked_sub(inserted_bytes) else {
+        return false;
+    };
+    if n_new > CELLS_MAX || new_lo < slot_at(n_new) {
+        return false;
     }
-    if let (Some(dst), Some(src)) = (
-        out.get_mut(HEADER_BYTES..slot_at(at)),
-        page.get(HEADER_BYTES..slot_at(at)),
-    ) {
-        dst.copy_from_slice(src);
+    let (after_old, after_new) = (at + removed, at + inserted.len());
+    // Move the slots and the cells after the edit; whichever area shrinks moves first, so
+    // that neither move overwrites bytes the other still has to read.
+    // (A same-size replacement, the common overwrite, moves nothing.)
+    let move_slots = |page: &mut [u8]| {
+        if after_old != after_new {
+            page.copy_within(slot_at(after_old)..slot_at(n), slot_at(after_new));
+        }
+    };
+    let move_cells = |page: &mut [u8]| {
+        if new_lo != lo {
+            page.copy_within(lo..mid, new_lo);
+        }
+    };
+    if n_new < n {
+        move_slots(page);
+        move_cells(page);
+    } else {
+        move_cells(page);
+        move_slots(page);
     }
-    // The inserted cells, encoded one by one.
-    let mut end = prefix_lo;
-    for (m, (k, v)) in splice.inserted.iter().enumerate() {
-        let len = CELL_PREFIX_BYTES + k.len() + v.len();
-        let start = end - len;
-        write_cell(out.get_mut(start..end).unwrap_or_default(), k, v);
-        set_slot(out, at + m, start);
+    if new_lo != lo {
+        for i in after_new..n_new {
+            let moved = slot(page, i) - lo + new_lo;
+            set_slot(page, slot_at(i), moved);
+        }
+    }
+    let mut end = hi;
+    for (m, (k, v)) in inserted.iter().enumerate() {
+        let start = end - (CELL_PREFIX_BYTES + k.len() + v.len());
+        if let Some(c) = page.get_mut(start..end) {
+            write_cell(c, k, v);
+        }
+        set_slot(page, slot_at(at + m), start);
         end = start;
     }
-    // Cells after the edit: one block, shifted; their slots shift by the same amount.
-    let first_after = at + removed;
-    if first_after < n_old {
-        let hi = cell_end_old(first_after);
-        let lo = slot_old(n_old - 1);
-        let new_lo = end - (hi - lo);
-        if let (Some(dst), Some(src)) = (out.get_mut(new_lo..end), page.get(lo..hi)) {
-            dst.copy_from_slice(src);
-        }
-        let base = at + splice.inserted.len();
-        for j in first_after..n_old {
-            set_slot(out, base + j - first_after, slot_old(j) + new_lo - lo);
-        }
-        end = new_lo;
+    // The gap was zero; zero what it gained: old slots past the new count, old cells
+    // below the new lowest cell.
+    let gap_lo = slot_at(n_new);
+    if let Some(freed) = page.get_mut(gap_lo..slot_at(n).min(new_lo)) {
+        freed.fill(0);
     }
-    if let Some(head) = out.get_mut(..HEADER_BYTES) {
-        head.fill(0);
+    if let Some(freed) = page.get_mut(lo.max(gap_lo)..new_lo) {
+        freed.fill(0);
     }
-    {
-        let h = header_mut(out);
-        h.kind = kind as u8;
-        h.count.set(n as u16);
-    }
-    if let Some(gap) = out.get_mut(slot_at(n)..end) {
-        gap.fill(0);
+    header_mut(page).count.set(n_new as u16);
+    debug_assert_eq!(verify_sorted(page), Ok(()));
+    true
+}
+
+fn set_slot(page: &mut [u8], at: usize, offset: usize) {
+    if let Some(s) = page.get_mut(at..at + SLOT_BYTES) {
+        s.copy_from_slice(&(offset as u16).to_le_bytes());
     }
 }
 
@@ -721,6 +752,106 @@ mod tests {
             build(&mut reference, PageKind::Leaf, &reference_splice, 0..all.len());
             proptest::prop_assert_eq!(fast, reference);
         }
+    }
+
+    proptest::proptest! {
+        /// An in-place edit gives byte for byte the page a rebuild gives (so the same
+        /// cells, a valid crc once sealed, a zero gap), and its space accounting agrees;
+        /// an edit that does not fit leaves the page untouched.
+        #[test]
+        fn in_place_edit_matches_a_rebuilt_page(
+            keys in proptest::collection::btree_set(
+                proptest::collection::vec(0u8..4, 1..6), 0..80),
+            value_lens in proptest::collection::vec(0usize..400, 1..8),
+            at_frac in 0.0f64..1.0,
+            removed in 0usize..4,
+            ins in proptest::collection::vec((0u8..255, 0usize..1200), 0..4),
+        ) {
+            let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+            let values: Vec<Vec<u8>> = (0..keys.len())
+                .map(|i| vec![i as u8; value_lens[i % value_lens.len()]])
+                .collect();
+            // Keep the cells the page holds: drop from the end until they fit.
+            let mut n = keys.len();
+            let fits = |n: usize| {
+                HEADER_BYTES
+                    + (0..n).map(|i| cell_bytes(&keys[i], &values[i])).sum::<usize>()
+                    <= PAGE_BYTES
+            };
+            while !fits(n) {
+                n -= 1;
+            }
+            let cells: Vec<(&[u8], &[u8])> =
+                (0..n).map(|i| (&keys[i][..], &values[i][..])).collect();
+            let old = page_of(&cells);
+            let at = ((n as f64) * at_frac) as usize;
+            let removed = removed.min(n - at);
+            let lo = if at == 0 { vec![] } else { keys[at - 1].clone() };
+            let mut new_keys: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            for (m, (b, len)) in ins.iter().enumerate() {
+                let mut k = lo.clone();
+                k.push(4 + m as u8);
+                k.push(*b);
+                new_keys.push((k, vec![0xEE; *len]));
+            }
+            if let Some(next) = keys.get(at + removed).filter(|_| at + removed < n) {
+                new_keys.retain(|(k, _)| k < next);
+            }
+            let inserted: Vec<(&[u8], &[u8])> =
+                new_keys.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+            let s = Splice { page: Some(&old), at, removed, inserted: &inserted };
+            let mut edited = old.clone();
+            let done = splice_in_place(&mut edited, at, removed, &inserted);
+            proptest::prop_assert_eq!(done, s.total_bytes() <= PAGE_BYTES);
+            if !done {
+                proptest::prop_assert_eq!(edited, old);
+                return Ok(());
+            }
+            let mut rebuilt = vec![0u8; PAGE_BYTES];
+            build(&mut rebuilt, PageKind::Leaf, &s, 0..s.len());
+            seal(&mut edited, PageId(7), 3);
+            seal(&mut rebuilt, PageId(7), 3);
+            proptest::prop_assert_eq!(verify(&edited, PageId(7)), Ok(PageKind::Leaf));
+            proptest::prop_assert_eq!(used_bytes(&edited) + HEADER_BYTES, s.total_bytes());
+            proptest::prop_assert_eq!(count(&edited), s.len());
+            for j in 0..s.len() {
+                proptest::prop_assert_eq!(cell(&edited, j), s.get(j));
+            }
+            proptest::prop_assert_eq!(edited, rebuilt);
+        }
+    }
+
+    #[test]
+    fn in_place_edits_fill_a_page_then_empty_it() {
+        let mut p = page_of(&[]);
+        let value = [5u8; 100];
+        let mut n = 0u32;
+        // Appends, inserts in front and overwrites until the page is full.
+        loop {
+            let key = (n.wrapping_mul(2_654_435_761) >> 8).to_be_bytes();
+            let at = match search(&p, &key) {
+                Ok(_) => break,
+                Err(i) => i,
+            };
+            if !splice_in_place(&mut p, at, 0, &[(&key, &value)]) {
+                break;
+            }
+            n += 1;
+        }
+        assert_eq!(count(&p), n as usize);
+        assert!(PAGE_BYTES - HEADER_BYTES - used_bytes(&p) < cell_bytes(&[0; 4], &value));
+        // Grow a value until it no longer fits: refused, page untouched.
+        let before = p.clone();
+        let key = cell(&p, 3).0.to_vec();
+        let big = [1u8; 400];
+        assert!(!splice_in_place(&mut p, 3, 1, &[(&key, &big)]));
+        assert_eq!(p, before);
+        while count(&p) > 0 {
+            let at = count(&p) / 2;
+            assert!(splice_in_place(&mut p, at, 1, &[]));
+        }
+        seal(&mut p, PageId(7), 3);
+        assert_eq!(p, page_of(&[]));
     }
 
     #[test]

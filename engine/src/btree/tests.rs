@@ -22,6 +22,9 @@ enum Op {
     Scan(Vec<u8>, Vec<u8>, bool, usize),
     Checkpoint,
     Crash,
+    /// Seek the first key, then put (`Some`) or delete (`None`) the second, then put or
+    /// delete the first at its seek, which the second write made stale.
+    SeekAcross(Vec<u8>, Option<(usize, u8)>, Vec<u8>, Option<(usize, u8)>),
 }
 
 fn key() -> impl Strategy<Value = Vec<u8>> {
@@ -38,10 +41,41 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(a, b, r, l)| Op::Scan(a, b, r, l)),
         1 => Just(Op::Checkpoint),
         1 => Just(Op::Crash),
+        3 => (key(), write(), key(), write()).prop_map(|(a, wa, b, wb)| Op::SeekAcross(a, wa, b, wb)),
     ]
 }
 
+/// A put of a value of that length and seed byte, or a delete.
+fn write() -> impl Strategy<Value = Option<(usize, u8)>> {
+    prop::option::of((
+        prop_oneof![0usize..64, 64usize..3000, 3000usize..40_000],
+        any::<u8>(),
+    ))
+}
+
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Applies a put (`Some`) or delete (`None`) at `seek` to the tree and the model.
+async fn write_at(
+    tree: &Tree<MemPageFile>,
+    model: &mut Model,
+    seek: super::Seek<MemPageFile>,
+    k: Vec<u8>,
+    w: Option<(usize, u8)>,
+    lsn: u64,
+) {
+    match w {
+        Some((n, b)) => {
+            let v = value(n, b);
+            let replaced = tree.put_at(seek, &k, &v, lsn).await.unwrap();
+            assert_eq!(replaced, model.insert(k, v).is_some());
+        }
+        None => {
+            let existed = tree.delete_at(seek, &k, lsn).await.unwrap();
+            assert_eq!(existed, model.remove(&k).is_some());
+        }
+    }
+}
 
 async fn open(file: &MemPageFile, frames: usize) -> Result<Tree<MemPageFile>, StorageError> {
     let cache = PageCache::new(frames * PAGE_BYTES);
@@ -113,6 +147,19 @@ async fn run(ops: Vec<Op>) {
                     durable = snapshot;
                 }
             },
+            // A write at a seek taken before another write: the seek is stale (the tree
+            // changed), so the edit must take the general path, never the old position.
+            Op::SeekAcross(a, wa, b, wb) => {
+                let seek_a = tree.seek(&a).await.unwrap();
+                let found = seek_a.found();
+                assert_eq!(found, model.contains_key(&a));
+                let value_a = tree.seek_value(&seek_a, <[u8]>::to_vec).await.unwrap();
+                assert_eq!(value_a.as_ref(), model.get(&a));
+                let seek_b = tree.seek(&b).await.unwrap();
+                write_at(&tree, &mut model, seek_b, b, wb, lsn).await;
+                lsn += 1;
+                write_at(&tree, &mut model, seek_a, a, wa, lsn).await;
+            }
             Op::Crash => {
                 plan = None;
                 file.crash();
@@ -211,6 +258,34 @@ fn prefetches_racing_a_writer_never_corrupt_the_tree() {
         for (k, v) in &model {
             assert_eq!(tree.get(k).await.unwrap().as_ref(), Some(v));
         }
+    });
+}
+
+/// Once the way to a leaf is the epoch's, a put or delete at a current seek edits the leaf
+/// in place; the first write after a checkpoint copies the way instead.
+#[test]
+fn writes_at_a_current_seek_are_done_in_place() {
+    block_on(async {
+        let file = MemPageFile::new();
+        let tree = open(&file, 64).await.unwrap();
+        for i in 0u32..3_000 {
+            tree.put(&i.to_be_bytes(), &[1u8; 100], u64::from(i) + 1)
+                .await
+                .unwrap();
+        }
+        tree.checkpoint().await.unwrap();
+        let before = tree.stats().in_place_writes;
+        // The first put after the checkpoint copies its way (general path).
+        let k = 1234u32.to_be_bytes();
+        assert!(tree.put(&k, &[2u8; 100], 5_000).await.unwrap());
+        assert_eq!(tree.stats().in_place_writes, before);
+        // The way is now the epoch's: overwrite, delete and insert again in place.
+        assert!(tree.put(&k, &[3u8; 90], 5_001).await.unwrap());
+        assert!(tree.delete(&k, 5_002).await.unwrap());
+        assert!(!tree.put(&k, &[4u8; 110], 5_003).await.unwrap());
+        assert_eq!(tree.stats().in_place_writes, before + 3);
+        assert_eq!(tree.get(&k).await.unwrap(), Some(vec![4u8; 110]));
+        assert_eq!(tree.check().await.unwrap(), 3_000);
     });
 }
 

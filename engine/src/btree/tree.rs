@@ -13,11 +13,16 @@
 //! only after the next checkpoint is durable otherwise. So at every instant the last
 //! durable checkpoint is intact on disk, whatever the cache has written back.
 //!
+//! Writes: a put or delete is one descent ([`Tree::seek`], which pins the leaf) and an
+//! edit at it ([`Tree::put_at`], [`Tree::delete_at`]). In the steady state the way is the
+//! epoch's and the edit fits, so the leaf is edited in place; anything else (a stale seek,
+//! a page to copy, a split, an overflow value, a leaf that empties) takes the general path.
+//!
 //! Concurrency: the caller serialises writers (put, delete, checkpoint) against each
 //! other and against readers (get, scan) of the same tree; the engine does it with a
 //! per-partition lock. Readers may run together.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashSet};
 use std::ops::Bound;
 use std::rc::Rc;
@@ -29,7 +34,7 @@ use super::page::{
 };
 use super::superblock::{decide, Superblock, SuperblockCase, SUPERBLOCK_BYTES};
 use crate::error::StorageError;
-use crate::page_cache::{FileId, PageCache, PageRef};
+use crate::page_cache::{FileId, IdSet, PageCache, PageRef};
 
 /// The longest key a tree accepts.
 pub const KEY_BYTES_MAX: usize = 4064;
@@ -51,12 +56,12 @@ struct Allocator {
     /// next checkpoint is durable.
     pending: Vec<u64>,
     /// Allocated in this epoch: editable in place, reusable at once when freed.
-    epoch: HashSet<u64>,
+    epoch: IdSet,
     /// Pages the file holds; new pages are appended here.
     page_count: u64,
     /// While a checkpoint is written: the pages it references that the epoch before it
     /// allocated. They are not edited (edits copy them) nor dropped from the cache.
-    frozen: HashSet<u64>,
+    frozen: IdSet,
     /// While a checkpoint is written: pages freed before it began, reusable once it is
     /// durable.
     frozen_pending: Vec<u64>,
@@ -114,6 +119,8 @@ pub struct TreeStats {
     pub applied_lsn: u64,
     /// The LSN of the last durable checkpoint.
     pub checkpoint_lsn: u64,
+    /// Puts and deletes done in place at their seek (no second descent, no copy).
+    pub in_place_writes: u64,
 }
 
 /// One B-tree file.
@@ -125,6 +132,37 @@ pub struct Tree<F: PageFile> {
     meta: RefCell<Meta>,
     alloc: RefCell<Allocator>,
     scratch: RefCell<Box<[u8]>>,
+    /// Bumped by every change of the tree: a [`Seek`] taken at another version is stale.
+    version: Cell<u64>,
+    /// Writes done in place at their seek.
+    in_place_writes: Cell<u64>,
+    /// The stored form (tag and value) of an inline value being put, reused.
+    stored: RefCell<Vec<u8>>,
+}
+
+/// Where a key is, found by one descent ([`Tree::seek`]): its leaf, pinned, and the cell
+/// that holds the key or where it would go. [`Tree::put_at`] and [`Tree::delete_at`] edit
+/// that leaf in place when nothing changed the tree since the seek, every page on the way
+/// is the epoch's (no copy-on-write needed) and the edit fits; otherwise they take the
+/// general path, which descends again.
+pub struct Seek<F: PageFile> {
+    version: u64,
+    leaf: Option<PageRef<F>>,
+    at: Result<usize, usize>,
+    in_epoch: bool,
+}
+
+impl<F: PageFile> Seek<F> {
+    /// Whether the key is in the tree.
+    pub fn found(&self) -> bool {
+        self.leaf.is_some() && self.at.is_ok()
+    }
+}
+
+/// One step of a descent: the leaf's position for the key, or the child to visit.
+enum Step {
+    Leaf(Result<usize, usize>),
+    Child(PageId),
 }
 
 /// A leaf value copied out of its page: the bytes, or the overflow chain still to read
@@ -168,6 +206,29 @@ fn child_of(v: &[u8]) -> PageId {
     let id = u64::from_le_bytes(b);
     assert!(id != 0, "branch cell with child 0");
     PageId(id)
+}
+
+/// Asserts that `at` is `key`'s position in the leaf `b` (a seek used for another key
+/// would break the key order): the cell holds the key, or its neighbours bracket it.
+fn check_seek_position(b: &[u8], at: Result<usize, usize>, key: &[u8]) {
+    match at {
+        Ok(i) => assert!(
+            page::cell(b, i).0 == key,
+            "seek position {i} holds another key"
+        ),
+        Err(i) => {
+            let n = page::count(b);
+            assert!(i <= n, "seek position {i} past {n} cells");
+            assert!(
+                i == 0 || page::cell(b, i - 1).0 < key,
+                "seek position {i} below its key"
+            );
+            assert!(
+                i == n || key < page::cell(b, i).0,
+                "seek position {i} above its key"
+            );
+        }
+    }
 }
 
 /// The child of a branch that may hold `key`.
@@ -238,13 +299,16 @@ impl<F: PageFile> Tree<F> {
             alloc: RefCell::new(Allocator {
                 free: BTreeSet::new(),
                 pending: Vec::new(),
-                epoch: HashSet::new(),
+                epoch: IdSet::default(),
                 page_count: sb.page_count.max(1),
-                frozen: HashSet::new(),
+                frozen: IdSet::default(),
                 frozen_pending: Vec::new(),
                 checkpointing: false,
             }),
             scratch: RefCell::new(vec![0u8; PAGE_BYTES].into_boxed_slice()),
+            version: Cell::new(0),
+            in_place_writes: Cell::new(0),
+            stored: RefCell::new(Vec::new()),
         };
         match case {
             SuperblockCase::Fresh => {
@@ -319,6 +383,7 @@ impl<F: PageFile> Tree<F> {
             epoch_pages: a.epoch.len() as u64,
             applied_lsn: m.applied_lsn,
             checkpoint_lsn: m.durable.lsn,
+            in_place_writes: self.in_place_writes.get(),
         }
     }
 
@@ -380,6 +445,101 @@ impl<F: PageFile> Tree<F> {
     /// miss, never mislead anything.
     pub async fn prefetch(&self, key: &[u8]) {
         let _ = self.leaf_for(key).await;
+    }
+
+    /// Where `key`'s leaf leads: the cell position, or the child to visit next.
+    fn step_sync(&self, p: &PageRef<F>, key: &[u8]) -> Result<Step, StorageError> {
+        let b = p.bytes();
+        match page::kind(&b) {
+            Some(PageKind::Leaf) => Ok(Step::Leaf(page::search(&b, key))),
+            Some(PageKind::Branch) => {
+                let idx = child_index(&b, key);
+                Ok(Step::Child(child_of(page::cell(&b, idx).1)))
+            }
+            _ => Err(self.malformed(p.id(), "expected a tree page")),
+        }
+    }
+
+    fn empty_seek(&self) -> Seek<F> {
+        Seek {
+            version: self.version.get(),
+            leaf: None,
+            at: Err(0),
+            in_epoch: false,
+        }
+    }
+
+    /// [`Tree::seek`] from the cache alone: `Ok(None)`, with no I/O and no wait, if a page
+    /// on the way is not cached. A writer holding its lock tries this first, and reads a
+    /// missing page with [`Tree::prefetch`] after releasing the lock.
+    pub fn seek_cached(&self, key: &[u8]) -> Result<Option<Seek<F>>, StorageError> {
+        let Some(mut id) = self.meta.borrow().root else {
+            return Ok(Some(self.empty_seek()));
+        };
+        let mut in_epoch = true;
+        loop {
+            let Some(p) = self.cache.try_get(self.file, id) else {
+                return Ok(None);
+            };
+            in_epoch &= self.alloc.borrow().epoch.contains(&id.0);
+            match self.step_sync(&p, key)? {
+                Step::Leaf(at) => {
+                    return Ok(Some(Seek {
+                        version: self.version.get(),
+                        leaf: Some(p),
+                        at,
+                        in_epoch,
+                    }))
+                }
+                Step::Child(child) => id = child,
+            }
+        }
+    }
+
+    /// Finds `key`: one descent, reading pages as needed. The caller serialises it with
+    /// writers (it holds the writers' lock until it edits at the seek or drops it).
+    pub async fn seek(&self, key: &[u8]) -> Result<Seek<F>, StorageError> {
+        let Some(mut id) = self.meta.borrow().root else {
+            return Ok(self.empty_seek());
+        };
+        let mut in_epoch = true;
+        loop {
+            let p = self.cache.get(self.file, id).await?;
+            in_epoch &= self.alloc.borrow().epoch.contains(&id.0);
+            match self.step_sync(&p, key)? {
+                Step::Leaf(at) => {
+                    return Ok(Seek {
+                        version: self.version.get(),
+                        leaf: Some(p),
+                        at,
+                        in_epoch,
+                    })
+                }
+                Step::Child(child) => id = child,
+            }
+        }
+    }
+
+    /// Calls `f` on the value stored at the seek's key (reading its overflow chain if it
+    /// has one); `None` if the key is absent. Inline values are read in the page, uncopied.
+    pub async fn seek_value<R>(
+        &self,
+        seek: &Seek<F>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, StorageError> {
+        let (Some(leaf), Ok(i)) = (&seek.leaf, seek.at) else {
+            return Ok(None);
+        };
+        assert_eq!(seek.version, self.version.get(), "read at a stale seek");
+        let (len, first) = {
+            let b = leaf.bytes();
+            match decode_stored(page::cell(&b, i).1, self.io.path(), leaf.id())? {
+                Stored::Inline(v) => return Ok(Some(f(v))),
+                Stored::Overflow { len, first } => (len, first),
+            }
+        };
+        let v = self.read_overflow(len, first).await?;
+        Ok(Some(f(&v)))
     }
 
     /// The value stored under `key`.
@@ -533,6 +693,10 @@ impl<F: PageFile> Tree<F> {
         inserted: &[(&[u8], &[u8])],
         lsn: u64,
     ) -> Result<Option<(Vec<u8>, PageId)>, StorageError> {
+        if page::splice_in_place(&mut p.bytes_mut(lsn), at, removed, inserted) {
+            return Ok(None);
+        }
+        // It does not fit: split, building both halves anew.
         let (n, cut) = {
             let b = p.bytes();
             let s = Splice {
@@ -541,16 +705,11 @@ impl<F: PageFile> Tree<F> {
                 removed,
                 inserted,
             };
-            let n = s.len();
-            let fits = s.total_bytes() <= PAGE_BYTES;
-            (n, (!fits).then(|| s.split_point()))
+            (s.len(), s.split_point())
         };
-        let right = match cut {
-            None => None,
-            Some(_) => {
-                let id = self.alloc.borrow_mut().alloc();
-                Some(self.cache.create(self.file, id, lsn).await?)
-            }
+        let right = {
+            let id = self.alloc.borrow_mut().alloc();
+            self.cache.create(self.file, id, lsn).await?
         };
         let mut scratch = self.scratch.borrow_mut();
         let separator = {
@@ -561,28 +720,109 @@ impl<F: PageFile> Tree<F> {
                 removed,
                 inserted,
             };
-            match (&right, cut) {
-                (Some(r), Some(cut)) => {
-                    page::build(&mut scratch, kind, &s, 0..cut);
-                    page::build(&mut r.bytes_mut(lsn), kind, &s, cut..n);
-                    Some(s.get(cut).0.to_vec())
-                }
-                _ => {
-                    page::build(&mut scratch, kind, &s, 0..n);
-                    None
-                }
-            }
+            page::build(&mut scratch, kind, &s, 0..cut);
+            page::build(&mut right.bytes_mut(lsn), kind, &s, cut..n);
+            s.get(cut).0.to_vec()
         };
         p.swap_in(&mut scratch, lsn);
-        Ok(match (separator, right) {
-            (Some(sep), Some(r)) => Some((sep, r.id())),
-            _ => None,
-        })
+        Ok(Some((separator, right.id())))
     }
 
     /// Stores `value` under `key` as the change at `lsn`; returns whether a value was
     /// replaced.
     pub async fn put(&self, key: &[u8], value: &[u8], lsn: u64) -> Result<bool, StorageError> {
+        let seek = self.seek(key).await?;
+        self.put_at(seek, key, value, lsn).await
+    }
+
+    /// [`Tree::put`] at `seek`, which must come from a seek of `key`: in place in the
+    /// sought leaf when the seek is current, the way is the epoch's and the cell fits;
+    /// otherwise by the general path.
+    pub async fn put_at(
+        &self,
+        seek: Seek<F>,
+        key: &[u8],
+        value: &[u8],
+        lsn: u64,
+    ) -> Result<bool, StorageError> {
+        if key.len() <= KEY_BYTES_MAX && value.len() <= VALUE_BYTES_MAX {
+            if let Some(replaced) = self.put_in_place(&seek, key, value, lsn)? {
+                return Ok(replaced);
+            }
+        }
+        drop(seek);
+        self.put_general(key, value, lsn).await
+    }
+
+    /// The fast put: `Some(replaced)` if done, `None` (nothing changed) if the general path
+    /// must do it.
+    fn put_in_place(
+        &self,
+        seek: &Seek<F>,
+        key: &[u8],
+        value: &[u8],
+        lsn: u64,
+    ) -> Result<Option<bool>, StorageError> {
+        let Some(leaf) = &seek.leaf else {
+            return Ok(None);
+        };
+        if seek.version != self.version.get()
+            || !seek.in_epoch
+            || page::cell_bytes(key, value) >= CELL_BYTES_MAX
+        {
+            return Ok(None);
+        }
+        let (at, removed) = {
+            let b = leaf.bytes();
+            check_seek_position(&b, seek.at, key);
+            match seek.at {
+                Ok(i) => {
+                    // An old overflow chain is freed by the general path.
+                    match decode_stored(page::cell(&b, i).1, self.io.path(), leaf.id())? {
+                        Stored::Inline(_) => (i, 1),
+                        Stored::Overflow { .. } => return Ok(None),
+                    }
+                }
+                Err(i) => (i, 0),
+            }
+        };
+        let mut stored = self.stored.borrow_mut();
+        stored.clear();
+        stored.push(VALUE_INLINE);
+        stored.extend_from_slice(value);
+        let cell: [(&[u8], &[u8]); 1] = [(key, &stored)];
+        if !page::splice_in_place(&mut leaf.bytes_mut(lsn), at, removed, &cell) {
+            return Ok(None);
+        }
+        self.changed();
+        self.in_place_writes.set(self.in_place_writes.get() + 1);
+        self.note_applied(lsn);
+        if removed == 0 {
+            self.meta.borrow_mut().entries += 1;
+        }
+        Ok(Some(removed == 1))
+    }
+
+    /// Records a change of the tree: seeks taken before it are stale.
+    fn changed(&self) {
+        self.version.set(self.version.get() + 1);
+    }
+
+    /// The general put: copies the way on write, writes overflow chains, splits.
+    async fn put_general(&self, key: &[u8], value: &[u8], lsn: u64) -> Result<bool, StorageError> {
+        // Before and after: a seek taken while this awaits is stale too.
+        self.changed();
+        let result = self.put_general_inner(key, value, lsn).await;
+        self.changed();
+        result
+    }
+
+    async fn put_general_inner(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        lsn: u64,
+    ) -> Result<bool, StorageError> {
         if key.len() > KEY_BYTES_MAX {
             return Err(StorageError::KeyTooLarge {
                 len: key.len(),
@@ -702,14 +942,60 @@ impl<F: PageFile> Tree<F> {
 
     /// Removes `key` as the change at `lsn`; returns whether it was there.
     pub async fn delete(&self, key: &[u8], lsn: u64) -> Result<bool, StorageError> {
+        let seek = self.seek(key).await?;
+        self.delete_at(seek, key, lsn).await
+    }
+
+    /// [`Tree::delete`] at `seek`, which must come from a seek of `key`: in place in the
+    /// sought leaf when the seek is current, the way is the epoch's and the leaf keeps a
+    /// cell; otherwise by the general path.
+    pub async fn delete_at(
+        &self,
+        seek: Seek<F>,
+        key: &[u8],
+        lsn: u64,
+    ) -> Result<bool, StorageError> {
         self.note_applied(lsn);
-        let exists = match self.leaf_for(key).await? {
-            None => false,
-            Some(leaf) => page::search(&leaf.bytes(), key).is_ok(),
-        };
-        if !exists {
-            return Ok(false);
+        if seek.version == self.version.get() {
+            let Some(leaf) = &seek.leaf else {
+                return Ok(false);
+            };
+            let i = {
+                let b = leaf.bytes();
+                check_seek_position(&b, seek.at, key);
+                let Ok(i) = seek.at else {
+                    return Ok(false);
+                };
+                let inline = matches!(
+                    decode_stored(page::cell(&b, i).1, self.io.path(), leaf.id())?,
+                    Stored::Inline(_)
+                );
+                (seek.in_epoch && inline && page::count(&b) > 1).then_some(i)
+            };
+            if let Some(i) = i {
+                let done = page::splice_in_place(&mut leaf.bytes_mut(lsn), i, 1, &[]);
+                assert!(done, "a removal did not fit its page");
+                self.changed();
+                self.in_place_writes.set(self.in_place_writes.get() + 1);
+                self.meta.borrow_mut().entries -= 1;
+                return Ok(true);
+            }
+        } else {
+            let exists = self.seek(key).await?.found();
+            if !exists {
+                return Ok(false);
+            }
         }
+        drop(seek);
+        self.changed();
+        let result = self.delete_general(key, lsn).await;
+        self.changed();
+        result
+    }
+
+    /// The general delete of a key that is there: copies the way on write, unlinks pages
+    /// it empties, frees an overflow chain.
+    async fn delete_general(&self, key: &[u8], lsn: u64) -> Result<bool, StorageError> {
         let (mut path, leaf_id) = self.writable_path(key, lsn).await?;
         let leaf = self.cache.get(self.file, leaf_id).await?;
         let (at, n, old) = {
@@ -931,6 +1217,7 @@ impl<F: PageFile> Tree<F> {
             !self.alloc.borrow().checkpointing,
             "a checkpoint is already in progress"
         );
+        self.changed();
         let lsn = self.meta.borrow().applied_lsn;
         let (fl_pages, ids) = {
             let mut a = self.alloc.borrow_mut();
@@ -980,7 +1267,7 @@ impl<F: PageFile> Tree<F> {
         &self,
         plan: CheckpointPlan,
     ) -> Result<Superblock, StorageError> {
-        let pages: HashSet<u64> = self.alloc.borrow().frozen.clone();
+        let pages: IdSet = self.alloc.borrow().frozen.clone();
         self.cache
             .flush(self.file, |id| pages.contains(&id.0))
             .await?;
@@ -1004,6 +1291,7 @@ impl<F: PageFile> Tree<F> {
             self.cache.discard(self.file, *id);
         }
         self.meta.borrow_mut().durable = sb;
+        self.changed();
         Ok(sb)
     }
 

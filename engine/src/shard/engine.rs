@@ -30,7 +30,7 @@ use super::mutation::Mutation;
 use super::partition_meta;
 use super::range::KeyRange;
 use super::EngineError;
-use crate::btree::{DmaPageFile, Tree, KEY_BYTES_MAX, VALUE_BYTES_MAX};
+use crate::btree::{DmaPageFile, Seek, Tree, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use crate::error::StorageError;
 use crate::page_cache::PageCache;
 use crate::wal::{GroupId, LogIndex, Lsn, RecordKind, RecordMeta, Term, Wal, WalOptions};
@@ -529,19 +529,30 @@ impl Engine {
                 max: KEY_BYTES_MAX,
             }));
         }
-        p.tree.prefetch(key).await;
-        let guard = p.lock.write().await.map_err(|_| EngineError::Closed)?;
+        let mut guard = p.lock.write().await.map_err(|_| EngineError::Closed)?;
         self.check_alive()?;
         p.check_not_dropped()?;
-        let old = match p.tree.get(key).await? {
-            Some(bytes) => {
-                Some(
-                    decode_item(&bytes).map_err(|source| EngineError::CorruptItem {
-                        partition: p.id.0,
-                        source,
-                    })?,
-                )
+        // One descent, from the cache. If a page on the way is not cached, read it without
+        // the lock, so that the page I/O of many writers overlaps instead of queueing
+        // behind the lock, then descend again (reading under the lock if it was evicted
+        // meanwhile).
+        let seek = match p.tree.seek_cached(key)? {
+            Some(seek) => seek,
+            None => {
+                drop(guard);
+                p.tree.prefetch(key).await;
+                guard = p.lock.write().await.map_err(|_| EngineError::Closed)?;
+                self.check_alive()?;
+                p.check_not_dropped()?;
+                p.tree.seek(key).await?
             }
+        };
+        // Decoded straight from the leaf (an inline value is not copied first).
+        let old = match p.tree.seek_value(&seek, decode_item).await? {
+            Some(decoded) => Some(decoded.map_err(|source| EngineError::CorruptItem {
+                partition: p.id.0,
+                source,
+            })?),
             None => None,
         };
         let decided = decide(old.as_ref());
@@ -552,6 +563,7 @@ impl Engine {
                 // Nothing to write (a refusal, a delete of nothing, a keep): an answer
                 // read from the tree, so like a read it waits until what it saw is durable.
                 let seen = p.tree.applied_lsn();
+                drop(seek);
                 drop(guard);
                 self.inner.wal.wait_durable(Lsn(seen)).await?;
                 return decided.map(|_| old);
@@ -577,7 +589,8 @@ impl Engine {
         };
         let lsn = self.inner.wal.submit(meta, &payload).await?;
         // The change is in the log: from here the tree must take it, or the engine stops.
-        if let Err(e) = apply(&p.tree, m, lsn.0).await {
+        // The lock is still held, so the seek is current: the edit needs no new descent.
+        if let Err(e) = apply_at(&p.tree, seek, m, lsn.0).await {
             return Err(self.fail(format!(
                 "applying LSN {} to partition {}: {e}",
                 lsn.0, p.id.0
@@ -823,6 +836,24 @@ async fn apply(tree: &Tree<DmaPageFile>, m: Mutation<'_>, lsn: u64) -> Result<()
         }
         Mutation::Delete { key } => {
             tree.delete(key, lsn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// [`apply`] at a seek of the mutation's key, taken under the same lock.
+async fn apply_at(
+    tree: &Tree<DmaPageFile>,
+    seek: Seek<DmaPageFile>,
+    m: Mutation<'_>,
+    lsn: u64,
+) -> Result<(), EngineError> {
+    match m {
+        Mutation::Put { key, value } => {
+            tree.put_at(seek, key, value, lsn).await?;
+        }
+        Mutation::Delete { key } => {
+            tree.delete_at(seek, key, lsn).await?;
         }
     }
     Ok(())
