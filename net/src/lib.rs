@@ -1,12 +1,14 @@
 //! keel-net: the data model and expressions shared by the engine, the wire and the client.
 //!
 //! Table of contents:
+//! - [`client`]: the native clients, blocking and glommio, pipelined and shard-aware.
 //! - [`codec`]: the wire protocol's requests, responses and frames.
 //! - [`expr`]: DynamoDB expressions (condition, filter, update, key condition, projection):
 //!   parsing and evaluation against items, pure code.
 //! - [`model`]: items, values, exact decimal numbers, the item binary encoding, key schemas,
 //!   primary keys, the partition hash and the order-preserving storage-key encoding.
 
+pub mod client;
 pub mod codec;
 pub mod expr;
 pub mod model;

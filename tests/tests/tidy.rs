@@ -20,6 +20,8 @@ const PURE: &[&str] = &[
     "engine/src/wal/recovery.rs",
     "net/src/model",
     "net/src/codec",
+    "net/src/client/route.rs",
+    "net/src/client/typed.rs",
     "consensus/src",
 ];
 

@@ -1,0 +1,491 @@
+//! The async client for glommio executors: the same requests as the blocking client,
+//! pipelined over one glommio `TcpStream` per connection, shard-aware with the same
+//! [`Router`].
+//!
+//! Per connection, two tasks: a writer task that takes whole frames from a bounded local
+//! channel and writes them in order (so frames never interleave), and a reader task that
+//! decodes answers and hands each to its waiter by request id. Timeouts are glommio
+//! timers raced against the answer. Everything is `Rc`/`RefCell` on one executor; no
+//! borrow is held across an `.await`.
+//!
+//! Invariants: as in the blocking client, every registered request gets exactly one
+//! reply (answer, `Timeout` or `ConnectionLost`). Dropping the last handle of a
+//! connection cancels its tasks, which closes the socket.
+//!
+//! Not done here: name resolution is std's (blocking; give addresses as `ip:port` on an
+//! executor that must not stall).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::TcpStream;
+use glommio::Task;
+
+use crate::client::route::{Route, Router};
+use crate::client::{encode_checked, request_table, typed, ClientError, ClientOptions};
+use crate::codec::{
+    decode_response, hello, BatchGetItem, BatchGetOk, BatchWriteItem, CreateTable, DeleteItem,
+    ErrorCode, FrameDecoder, GetItem, HelloOk, ItemPage, PutItem, Query, Request, Response, Scan,
+    TableDescription, TableWrites, UpdateItem, FRAME_BODY_BYTES_MAX,
+};
+use crate::model::Item;
+
+type Reply = Result<Response, ClientError>;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Frames queued for the writer task before senders wait.
+const WRITE_QUEUE_FRAMES: usize = 1024;
+
+#[derive(Default)]
+struct InFlight {
+    next_id: u64,
+    waiting: HashMap<u64, LocalSender<Reply>>,
+    closed: Option<String>,
+}
+
+struct Shared {
+    addr: String,
+    in_flight: RefCell<InFlight>,
+}
+
+impl Shared {
+    fn lost(&self, reason: &str) -> ClientError {
+        ClientError::ConnectionLost {
+            addr: self.addr.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    fn fail_all(&self, reason: String) {
+        let waiting: Vec<_> = {
+            let mut in_flight = self.in_flight.borrow_mut();
+            in_flight.closed.get_or_insert(reason.clone());
+            in_flight.waiting.drain().map(|(_, w)| w).collect()
+        };
+        for waiter in waiting {
+            let _ = waiter.try_send(Err(self.lost(&reason)));
+        }
+    }
+
+    fn deliver(&self, request_id: u64, reply: Reply) {
+        let waiter = self.in_flight.borrow_mut().waiting.remove(&request_id);
+        if let Some(waiter) = waiter {
+            let _ = waiter.try_send(reply);
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.in_flight.borrow().closed.is_some()
+    }
+}
+
+/// One connection: the frame queue of its writer task, and both tasks.
+struct Connection {
+    shared: Rc<Shared>,
+    frames: LocalSender<Vec<u8>>,
+    request_timeout: Duration,
+    _reader: Task<()>,
+    _writer: Task<()>,
+}
+
+impl Connection {
+    async fn open(
+        addr: &str,
+        options: &ClientOptions,
+    ) -> Result<(Rc<Connection>, HelloOk), ClientError> {
+        let io = |op: &'static str, source: std::io::Error| ClientError::Io {
+            op,
+            addr: addr.to_owned(),
+            source,
+        };
+        let socket_addrs: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(|e| io("resolve", e))?
+            .collect();
+        let mut last_error = None;
+        let mut stream = None;
+        for socket_addr in socket_addrs {
+            match TcpStream::connect_timeout(socket_addr, options.connect_timeout).await {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last_error = Some(std::io::Error::from(e)),
+            }
+        }
+        let stream = match (stream, last_error) {
+            (Some(stream), _) => stream,
+            (None, Some(e)) => return Err(io("connect", e)),
+            (None, None) => {
+                let e = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+                return Err(io("resolve", e));
+            }
+        };
+        stream
+            .set_nodelay(true)
+            .map_err(|e| io("set_nodelay", e.into()))?;
+        let (read_half, write_half) = futures_lite::io::split(stream);
+        let shared = Rc::new(Shared {
+            addr: addr.to_owned(),
+            in_flight: RefCell::new(InFlight {
+                next_id: 1,
+                ..InFlight::default()
+            }),
+        });
+        let (frames, queue) = local_channel::new_bounded(WRITE_QUEUE_FRAMES);
+        let reader = glommio::spawn_local(read_loop(read_half, Rc::clone(&shared)));
+        let writer = glommio::spawn_local(write_loop(write_half, queue, Rc::clone(&shared)));
+        let connection = Rc::new(Connection {
+            shared,
+            frames,
+            request_timeout: options.request_timeout,
+            _reader: reader,
+            _writer: writer,
+        });
+        let request = Request::Hello(hello(options.client_name.clone()));
+        let pending = connection
+            .send_as(Some(0), &request, options.connect_timeout)
+            .await?;
+        let ok = typed::hello_ok(pending.wait().await?)?;
+        Ok((connection, ok))
+    }
+
+    async fn send(self: &Rc<Self>, request: &Request) -> Result<AsyncPending, ClientError> {
+        self.send_as(None, request, self.request_timeout).await
+    }
+
+    async fn send_as(
+        self: &Rc<Self>,
+        id: Option<u64>,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<AsyncPending, ClientError> {
+        let mut frame = Vec::new();
+        let (sender, receiver) = local_channel::new_bounded(1);
+        let request_id = {
+            let mut in_flight = self.shared.in_flight.borrow_mut();
+            if let Some(reason) = &in_flight.closed {
+                return Err(self.shared.lost(reason));
+            }
+            let request_id = id.unwrap_or(in_flight.next_id);
+            encode_checked(request_id, request, &mut frame)?;
+            if id.is_none() {
+                in_flight.next_id += 1;
+            }
+            in_flight.waiting.insert(request_id, sender);
+            request_id
+        };
+        if self.frames.send(frame).await.is_err() {
+            // The writer task has ended: the connection is broken.
+            self.shared.fail_all("writer stopped".to_owned());
+        }
+        Ok(AsyncPending {
+            request_id,
+            receiver,
+            connection: Rc::clone(self),
+            deadline: Instant::now() + timeout,
+            timeout,
+        })
+    }
+}
+
+async fn read_loop(mut reader: futures_lite::io::ReadHalf<TcpStream>, shared: Rc<Shared>) {
+    let mut decoder = FrameDecoder::new(FRAME_BODY_BYTES_MAX);
+    let mut buffer = vec![0u8; READ_CHUNK_BYTES];
+    let reason = 'read: loop {
+        let n = match reader.read(&mut buffer).await {
+            Ok(0) => break "closed by the peer".to_owned(),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => break format!("read failed: {e}"),
+        };
+        decoder.feed(buffer.get(..n).unwrap_or_default());
+        loop {
+            match decoder.next_frame() {
+                Ok(Some(frame)) => {
+                    let reply = decode_response(&frame)
+                        .map_err(|e| ClientError::Protocol(format!("answer does not decode: {e}")));
+                    shared.deliver(frame.header.request_id, reply);
+                }
+                Ok(None) => break,
+                Err(e) => break 'read format!("bad frame from the node: {e}"),
+            }
+        }
+    };
+    shared.fail_all(reason);
+}
+
+async fn write_loop(
+    mut writer: futures_lite::io::WriteHalf<TcpStream>,
+    queue: LocalReceiver<Vec<u8>>,
+    shared: Rc<Shared>,
+) {
+    while let Some(frame) = queue.recv().await {
+        let written = match writer.write_all(&frame).await {
+            Ok(()) => writer.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            shared.fail_all(format!("write failed: {e}"));
+            break;
+        }
+        if shared.is_closed() {
+            break;
+        }
+    }
+    let _ = writer.close().await;
+}
+
+/// A request in flight on an [`AsyncClient`]; [`AsyncPending::wait`] awaits its answer.
+pub struct AsyncPending {
+    request_id: u64,
+    receiver: LocalReceiver<Reply>,
+    connection: Rc<Connection>,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+impl AsyncPending {
+    /// The request id the request was sent with.
+    pub fn request_id(&self) -> u64 {
+        self.request_id
+    }
+
+    /// Waits for the answer until the request timeout (counted from the send).
+    pub async fn wait(self) -> Result<Response, ClientError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let answer = futures_lite::future::or(async { Some(self.receiver.recv().await) }, async {
+            glommio::timer::sleep(left).await;
+            None
+        })
+        .await;
+        match answer {
+            Some(Some(reply)) => reply,
+            Some(None) => Err(self.connection.shared.lost("no reply")),
+            None => {
+                let shared = &self.connection.shared;
+                shared
+                    .in_flight
+                    .borrow_mut()
+                    .waiting
+                    .remove(&self.request_id);
+                Err(ClientError::Timeout {
+                    after: self.timeout,
+                })
+            }
+        }
+    }
+}
+
+struct State {
+    shared: Option<Rc<Connection>>,
+    shards: HashMap<u32, Rc<Connection>>,
+    router: Router,
+}
+
+/// A keel client for one glommio executor (not `Send`: make one per executor).
+pub struct AsyncClient {
+    addr: String,
+    options: ClientOptions,
+    started: Instant,
+    state: RefCell<State>,
+}
+
+impl AsyncClient {
+    /// Connects to the node at `addr` (`ip:port` of any shard) and exchanges Hello.
+    pub async fn connect(addr: &str, options: ClientOptions) -> Result<AsyncClient, ClientError> {
+        let (connection, ok) = Connection::open(addr, &options).await?;
+        let retry_ms = options.shard_retry.as_millis() as u64;
+        let router = Router::new(&ok, options.shard_aware, retry_ms);
+        Ok(AsyncClient {
+            addr: addr.to_owned(),
+            options,
+            started: Instant::now(),
+            state: RefCell::new(State {
+                shared: Some(connection),
+                shards: HashMap::new(),
+                router,
+            }),
+        })
+    }
+
+    /// Sends `request` and awaits its answer (an `Error` answer is `Ok`).
+    pub async fn call(&self, request: Request) -> Result<Response, ClientError> {
+        let table = request_table(&request).map(str::to_owned);
+        let response = self.send(request).await?.wait().await?;
+        if let (Response::Error(error), Some(table)) = (&response, table) {
+            if error.code == ErrorCode::ResourceNotFound {
+                self.state.borrow_mut().router.forget_table(&table);
+            }
+        }
+        Ok(response)
+    }
+
+    /// Sends `request` without waiting for the answer: pipelining.
+    pub async fn send(&self, request: Request) -> Result<AsyncPending, ClientError> {
+        let connection = self.connection_for(&request).await?;
+        connection.send(&request).await
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    async fn connection_for(&self, request: &Request) -> Result<Rc<Connection>, ClientError> {
+        let mut described = false;
+        loop {
+            let route = self.state.borrow().router.route(request, self.now_ms());
+            match route {
+                Route::Shared => return self.shared_connection().await,
+                Route::Describe(table) if !described => {
+                    described = true;
+                    let connection = self.shared_connection().await?;
+                    let pending = connection.send(&Request::DescribeTable { table }).await?;
+                    match pending.wait().await {
+                        Ok(Response::Table(table)) => {
+                            self.state.borrow_mut().router.learn_table(&table);
+                        }
+                        // Unknown table or another failure: let the node answer the request.
+                        _ => return self.shared_connection().await,
+                    }
+                }
+                Route::Describe(_) => return self.shared_connection().await,
+                Route::Shard(shard) => return self.shard_connection(shard).await,
+            }
+        }
+    }
+
+    async fn shared_connection(&self) -> Result<Rc<Connection>, ClientError> {
+        if let Some(connection) = &self.state.borrow().shared {
+            if !connection.shared.is_closed() {
+                return Ok(Rc::clone(connection));
+            }
+        }
+        let (connection, ok) = Connection::open(&self.addr, &self.options).await?;
+        let mut state = self.state.borrow_mut();
+        state.router.learn_node(&ok);
+        state.shared = Some(Rc::clone(&connection));
+        Ok(connection)
+    }
+
+    async fn shard_connection(&self, shard: u32) -> Result<Rc<Connection>, ClientError> {
+        let addr = {
+            let state = self.state.borrow();
+            if let Some(connection) = state.shards.get(&shard) {
+                if !connection.shared.is_closed() {
+                    return Ok(Rc::clone(connection));
+                }
+            }
+            state.router.shard_addr(shard).map(str::to_owned)
+        };
+        let Some(addr) = addr else {
+            return self.shared_connection().await;
+        };
+        match Connection::open(&addr, &self.options).await {
+            Ok((connection, _)) => {
+                let mut state = self.state.borrow_mut();
+                state.shards.insert(shard, Rc::clone(&connection));
+                Ok(connection)
+            }
+            Err(_) => {
+                let now_ms = self.now_ms();
+                {
+                    let mut state = self.state.borrow_mut();
+                    state.shards.remove(&shard);
+                    state.router.shard_failed(shard, now_ms);
+                }
+                self.shared_connection().await
+            }
+        }
+    }
+
+    /// Creates a table.
+    pub async fn create_table(
+        &self,
+        request: CreateTable,
+    ) -> Result<TableDescription, ClientError> {
+        let table = typed::table(self.call(Request::CreateTable(request)).await?)?;
+        self.state.borrow_mut().router.learn_table(&table);
+        Ok(table)
+    }
+
+    /// Deletes a table.
+    pub async fn delete_table(&self, table: &str) -> Result<TableDescription, ClientError> {
+        self.state.borrow_mut().router.forget_table(table);
+        let request = Request::DeleteTable {
+            table: table.to_owned(),
+        };
+        typed::table(self.call(request).await?)
+    }
+
+    /// Describes a table (and refreshes the routing cache with it).
+    pub async fn describe_table(&self, table: &str) -> Result<TableDescription, ClientError> {
+        let request = Request::DescribeTable {
+            table: table.to_owned(),
+        };
+        let table = typed::table(self.call(request).await?)?;
+        self.state.borrow_mut().router.learn_table(&table);
+        Ok(table)
+    }
+
+    /// Lists table names after `start_after`: the names, and the last one if more follow.
+    pub async fn list_tables(
+        &self,
+        start_after: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<String>, Option<String>), ClientError> {
+        typed::table_names(
+            self.call(Request::ListTables { start_after, limit })
+                .await?,
+        )
+    }
+
+    /// Stores an item; returns the old item if `return_values` asked for it.
+    pub async fn put_item(&self, request: PutItem) -> Result<Option<Item>, ClientError> {
+        typed::item(self.call(Request::PutItem(request)).await?)
+    }
+
+    /// Reads an item.
+    pub async fn get_item(&self, request: GetItem) -> Result<Option<Item>, ClientError> {
+        typed::item(self.call(Request::GetItem(request)).await?)
+    }
+
+    /// Deletes an item; returns the old item if `return_values` asked for it.
+    pub async fn delete_item(&self, request: DeleteItem) -> Result<Option<Item>, ClientError> {
+        typed::item(self.call(Request::DeleteItem(request)).await?)
+    }
+
+    /// Updates an item; returns the attributes `return_values` asked for.
+    pub async fn update_item(&self, request: UpdateItem) -> Result<Option<Item>, ClientError> {
+        typed::item(self.call(Request::UpdateItem(request)).await?)
+    }
+
+    /// Reads a page of the items of one partition key.
+    pub async fn query(&self, request: Query) -> Result<ItemPage, ClientError> {
+        typed::items(self.call(Request::Query(request)).await?)
+    }
+
+    /// Reads a page of a table (or of a segment of it).
+    pub async fn scan(&self, request: Scan) -> Result<ItemPage, ClientError> {
+        typed::items(self.call(Request::Scan(request)).await?)
+    }
+
+    /// Reads many items; unread keys come back as `unprocessed`.
+    pub async fn batch_get_item(&self, request: BatchGetItem) -> Result<BatchGetOk, ClientError> {
+        typed::batch_get(self.call(Request::BatchGetItem(request)).await?)
+    }
+
+    /// Writes many items; returns the writes not applied (retry them).
+    pub async fn batch_write_item(
+        &self,
+        request: BatchWriteItem,
+    ) -> Result<Vec<TableWrites>, ClientError> {
+        typed::batch_write(self.call(Request::BatchWriteItem(request)).await?)
+    }
+}
