@@ -114,8 +114,8 @@ impl Driver for KeelDriver {
     }
 }
 
-/// A request sent, or the reason it could not be.
-type Sent = Result<Pending, String>;
+/// A request sent (and whether it is a read), or the reason it could not be.
+type Sent = Result<(Pending, bool), String>;
 
 struct KeelConnection {
     client: Client,
@@ -146,10 +146,11 @@ fn error_kind(e: &ClientError) -> String {
     }
 }
 
-/// The outcome an answer stands for.
-fn outcome_of(answer: Result<Response, ClientError>) -> Outcome {
+/// The outcome an answer stands for; only a read (`is_read`) can miss: a write without
+/// `ReturnValues` answers an empty item too.
+fn outcome_of(answer: Result<Response, ClientError>, is_read: bool) -> Outcome {
     match answer {
-        Ok(Response::Item(None)) => Outcome::Miss,
+        Ok(Response::Item(None)) if is_read => Outcome::Miss,
         Ok(Response::Item(Some(_))) | Ok(Response::Items(_)) => Outcome::Ok,
         Ok(Response::Error(e)) | Err(ClientError::Server(e)) => {
             if e.code == ErrorCode::Throttled {
@@ -246,7 +247,11 @@ impl KeelConnection {
     }
 
     fn send_one(&self, request: Request) -> Sent {
-        self.client.send(request).map_err(|e| error_kind(&e))
+        let is_read = matches!(request, Request::GetItem(_));
+        self.client
+            .send(request)
+            .map(|p| (p, is_read))
+            .map_err(|e| error_kind(&e))
     }
 }
 
@@ -281,7 +286,7 @@ impl Connection for KeelConnection {
         let mut outcome = Outcome::Ok;
         for (i, s) in sent.into_iter().enumerate() {
             let this = match s {
-                Ok(pending) => outcome_of(pending.wait()),
+                Ok((pending, is_read)) => outcome_of(pending.wait(), is_read),
                 Err(kind) => Outcome::Error(kind),
             };
             match (&outcome, this) {
