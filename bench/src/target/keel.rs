@@ -151,7 +151,7 @@ fn error_kind(e: &ClientError) -> String {
 fn outcome_of(answer: Result<Response, ClientError>, is_read: bool) -> Outcome {
     match answer {
         Ok(Response::Item(None)) if is_read => Outcome::Miss,
-        Ok(Response::Item(Some(_))) | Ok(Response::Items(_)) => Outcome::Ok,
+        Ok(Response::Item(_)) | Ok(Response::Items(_)) => Outcome::Ok,
         Ok(Response::Error(e)) | Err(ClientError::Server(e)) => {
             if e.code == ErrorCode::Throttled {
                 Outcome::Throttled
