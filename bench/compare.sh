@@ -102,5 +102,6 @@ wait_for_port "$REDIS_PORT"
 run_target redis "redis://127.0.0.1:$REDIS_PORT"
 stop_server
 
-echo "== comparison ($RUNS runs each, median; $(nproc) CPUs: $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}'))"
+CPU=$(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')
+echo "== comparison ($RUNS runs each, median; $(nproc) CPUs: $CPU)"
 "$BIN/keel-bench" compare-table "$OUT"/keel-*.json "$OUT"/redis-*.json | tee "$OUT/table.txt"

@@ -6,6 +6,7 @@
 //! latency counts from the operation's intended send time. The service time (from the
 //! actual send) of the same run shows what a closed-loop measurement would report: only the
 //! few operations on the wire when the stall began see it.
+#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
 
 use std::time::Duration;
 
@@ -54,13 +55,21 @@ fn open_loop_charges_a_stall_to_every_operation_it_delayed() {
     let total = stats.completed;
     // About 2400 operations are due in 1.2 s; allow for a slow machine.
     assert!(total > 1500, "only {total} operations completed");
-    let over = |h: &hdrhistogram::Histogram<u64>, ms: u64| h.count_between(ms * 1_000_000, u64::MAX);
+    let over =
+        |h: &hdrhistogram::Histogram<u64>, ms: u64| h.count_between(ms * 1_000_000, u64::MAX);
     // Operations due during the stall wait for its end: due at 400 + x ms, done at
     // about 700 ms, latency 300 - x. Those due in its first 200 ms wait more than 100 ms:
     // about 2000 × 0.2 = 400 of them. Ask for half, as the test may run on a busy machine.
     let slow = over(&stats.latency, 100);
-    assert!(slow >= 200, "{slow} operations over 100 ms; expected about 400");
-    assert!(stats.latency.max() >= 250_000_000, "max {} ns", stats.latency.max());
+    assert!(
+        slow >= 200,
+        "{slow} operations over 100 ms; expected about 400"
+    );
+    assert!(
+        stats.latency.max() >= 250_000_000,
+        "max {} ns",
+        stats.latency.max()
+    );
     // The uncorrected service time hides the stall behind a handful of operations: one
     // per connection was on the wire when it began.
     let hidden = over(&stats.service, 100);

@@ -1,5 +1,6 @@
 //! The Redis driver against a real redis-server on 127.0.0.1 (skipped, with a message,
 //! when redis-server is not installed: CI has none).
+#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,7 +27,14 @@ fn free_port() -> u16 {
 fn start_redis(dir: &std::path::Path) -> Option<(Redis, u16)> {
     let port = free_port();
     let child = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+        ])
         .args(["--appendonly", "no", "--dir"])
         .arg(dir)
         .stdout(Stdio::null())
@@ -84,7 +92,11 @@ fn every_ycsb_workload_runs_against_redis_without_errors() {
             progress: false,
         };
         let load = run_phase(driver.as_ref(), &spec, &shape, Phase::Load, 0);
-        assert_eq!(load.recorder.overall().completed, 500, "workload {letter} load");
+        assert_eq!(
+            load.recorder.overall().completed,
+            500,
+            "workload {letter} load"
+        );
         let run = run_phase(driver.as_ref(), &spec, &shape, Phase::Run, spec.records);
         let all = run.recorder.overall();
         assert_eq!(all.error_count(), 0, "workload {letter}: {:?}", all.errors);

@@ -58,7 +58,12 @@ pub fn latency_svg(title: &str, points: &[TimelinePoint]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="12">"#
+        concat!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}""#,
+            r#" font-family="sans-serif" font-size="12">"#
+        ),
+        WIDTH = WIDTH,
+        height = height
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
@@ -90,10 +95,16 @@ pub fn latency_svg(title: &str, points: &[TimelinePoint]) -> String {
         };
         let _ = writeln!(
             s,
-            r##"<line x1="{LEFT}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ccc"/><text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"##,
+            concat!(
+                r##"<line x1="{LEFT}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ccc"/>"##,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"#
+            ),
             WIDTH - RIGHT,
             LEFT - 5.0,
-            yy + 4.0
+            yy + 4.0,
+            LEFT = LEFT,
+            yy = yy,
+            label = label,
         );
         e += 1.0;
     }
@@ -117,10 +128,16 @@ pub fn latency_svg(title: &str, points: &[TimelinePoint]) -> String {
         let lx = LEFT + 10.0 + i as f64 * 80.0;
         let _ = writeln!(
             s,
-            r#"<rect x="{lx}" y="{:.1}" width="10" height="10" fill="{color}"/><text x="{:.1}" y="{:.1}">{name}</text>"#,
+            concat!(
+                r#"<rect x="{lx}" y="{:.1}" width="10" height="10" fill="{color}"/>"#,
+                r#"<text x="{:.1}" y="{:.1}">{name}</text>"#
+            ),
             TOP + 5.0,
             lx + 14.0,
-            TOP + 14.0
+            TOP + 14.0,
+            lx = lx,
+            color = color,
+            name = name,
         );
     }
     // Throughput strip.
@@ -130,14 +147,20 @@ pub fn latency_svg(title: &str, points: &[TimelinePoint]) -> String {
         .collect();
     let _ = writeln!(
         s,
-        r##"<line x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#ccc"/><text x="{:.1}" y="{:.1}" text-anchor="end">{rate_max:.0}/s</text><text x="{:.1}" y="{:.1}" text-anchor="end">0</text>"##,
+        concat!(
+            r##"<line x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#ccc"/>"##,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{rate_max:.0}/s</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">0</text>"#
+        ),
         WIDTH - RIGHT,
         rate_top + RATE_HEIGHT,
         rate_top + RATE_HEIGHT,
         LEFT - 5.0,
         rate_top + 4.0,
         LEFT - 5.0,
-        rate_top + RATE_HEIGHT + 4.0
+        rate_top + RATE_HEIGHT + 4.0,
+        LEFT = LEFT,
+        rate_max = rate_max,
     );
     let _ = writeln!(
         s,
@@ -146,7 +169,10 @@ pub fn latency_svg(title: &str, points: &[TimelinePoint]) -> String {
     );
     let _ = writeln!(
         s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">seconds (throughput below, latency above; warm-up shaded)</text>"#,
+        concat!(
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">"#,
+            "seconds (throughput below, latency above; warm-up shaded)</text>"
+        ),
         LEFT + plot_w / 2.0,
         height - 10.0
     );
