@@ -23,6 +23,11 @@ const PURE: &[&str] = &[
     "net/src/client/route.rs",
     "net/src/client/typed.rs",
     "consensus/src",
+    "bench/src/prng.rs",
+    "bench/src/workload",
+    "bench/src/histogram",
+    "bench/src/report",
+    "bench/src/target/resp.rs",
 ];
 
 fn root() -> PathBuf {

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# keel vs redis-server, side by side, in one run of this script.
+#
+# Starts a keel node (durable writes, 2 shards) and a redis-server (appendonly yes,
+# appendfsync always) on 127.0.0.1, one after the other so that the idle one takes no CPU
+# from the measured one; loads the same records into each, runs each workload RUNS times
+# against each, and prints one table of medians with keel/redis ratios. Everything it
+# starts it stops by PID (also on Ctrl-C or error). Each step is bounded in time.
+#
+#   bench/compare.sh                        # 1M records, workloads a and c, 3 runs of 30 s
+#   RECORDS=100000 DURATION=10 RUNS=1 bench/compare.sh     # a quick look
+#
+# Settings (environment): RECORDS, WORKLOADS ("a c"), RUNS, DURATION, WARMUP, CONNECTIONS,
+# DEPTH, SHARDS, OUT (results directory), KEEL_PORT, REDIS_PORT, EXTRA (more keel-bench flags).
+set -euo pipefail
+
+RECORDS=${RECORDS:-1000000}
+WORKLOADS=${WORKLOADS:-"a c"}
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-30}
+WARMUP=${WARMUP:-5}
+CONNECTIONS=${CONNECTIONS:-16}
+DEPTH=${DEPTH:-4}
+SHARDS=${SHARDS:-2}
+KEEL_PORT=${KEEL_PORT:-17600}
+REDIS_PORT=${REDIS_PORT:-17650}
+EXTRA=${EXTRA:-}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$ROOT/bench-results/$(date +%Y%m%d-%H%M%S)}
+BIN=$ROOT/target/release
+
+command -v redis-server >/dev/null || { echo "redis-server is not installed" >&2; exit 2; }
+mkdir -p "$OUT"
+echo "results in $OUT"
+(cd "$ROOT" && cargo build --release -p keel-tools -p keel-bench)
+
+SERVER_PID=""
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID"
+        for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$SERVER_PID" 2>/dev/null && kill -KILL "$SERVER_PID"
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+trap stop_server EXIT INT TERM
+
+wait_for_port() {
+    for _ in $(seq 1 300); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "port $1 not open after 30 s" >&2
+    return 1
+}
+
+cpus_of() { awk '/Cpus_allowed_list/ {print $2}' "/proc/$1/status"; }
+
+bench() {  # target placement args...
+    local target=$1 placement=$2; shift 2
+    local run_limit=$((WARMUP + DURATION + 60))
+    # shellcheck disable=SC2086
+    timeout $((run_limit + 1900)) "$BIN/keel-bench" --target "$target" --records "$RECORDS" \
+        --connections "$CONNECTIONS" --depth "$DEPTH" --warmup "$WARMUP" \
+        --duration "$DURATION" --time-limit "$run_limit" --load-time-limit 1800 \
+        --no-progress --placement "$placement" $EXTRA "$@"
+}
+
+run_target() {  # name target
+    local name=$1 target=$2 placement
+    placement="$name server pid $SERVER_PID on CPUs $(cpus_of "$SERVER_PID")"
+    [ "$name" = keel ] && placement="$placement (each shard pinned to one CPU by keel)"
+    echo "== $name: load $RECORDS records"
+    bench "$target" "$placement" --phase load --workload a | tee "$OUT/$name-load.txt"
+    for w in $WORKLOADS; do
+        for r in $(seq 1 "$RUNS"); do
+            echo "== $name: workload $w, run $r of $RUNS"
+            bench "$target" "$placement" --phase run --workload "$w" \
+                --json "$OUT/$name-$w-$r.json" | tee "$OUT/$name-$w-$r.txt"
+        done
+    done
+}
+
+# keel: durable writes (every acknowledged write is fdatasynced in its WAL batch).
+rm -rf "$OUT/keel-data"
+"$BIN/keel" start --data-dir "$OUT/keel-data" --shards "$SHARDS" \
+    --listen "127.0.0.1:$KEEL_PORT" > "$OUT/keel-node.log" 2>&1 &
+SERVER_PID=$!
+wait_for_port "$KEEL_PORT"
+run_target keel "keel://127.0.0.1:$KEEL_PORT"
+stop_server
+
+# redis: every write fsynced before it is acknowledged (appendfsync always).
+rm -rf "$OUT/redis-data" && mkdir -p "$OUT/redis-data"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$OUT/redis-data" \
+    --appendonly yes --appendfsync always --save "" --daemonize no \
+    > "$OUT/redis-server.log" 2>&1 &
+SERVER_PID=$!
+wait_for_port "$REDIS_PORT"
+run_target redis "redis://127.0.0.1:$REDIS_PORT"
+stop_server
+
+CPU=$(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')
+echo "== comparison ($RUNS runs each, median; $(nproc) CPUs: $CPU)"
+"$BIN/keel-bench" compare-table "$OUT"/keel-*.json "$OUT"/redis-*.json | tee "$OUT/table.txt"

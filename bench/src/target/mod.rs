@@ -1,0 +1,130 @@
+//! Targets: the stores a run drives, behind one [`Driver`] trait (redb's BenchDatabase).
+//!
+//! - [`resp`] — the Redis protocol codec (pure).
+//! - [`redis`] — a Redis driver over RESP, pipelined.
+//! - [`keel`] — keel's native client.
+//! - [`stub`] — an in-process synthetic server with a configurable service time and
+//!   stall, for tests and for checking the generator itself.
+//!
+//! A [`Connection`] is used by one thread. It pipelines: [`Connection::send`] queues an
+//! operation, [`Connection::flush`] puts queued operations on the wire, and
+//! [`Connection::recv`] returns the outcome of the oldest operation not yet received (in
+//! send order). A [`DriverError`] means the connection is unusable: the runner counts
+//! every operation in flight on it as failed and opens a new one.
+
+pub mod keel;
+pub mod redis;
+pub mod resp;
+pub mod stub;
+
+use std::sync::Arc;
+
+use crate::histogram::Outcome;
+use crate::workload::{Operation, ValuePool, WorkloadSpec};
+
+/// Why a connection became unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// A socket operation failed.
+    #[error("{op} {addr}: {source}")]
+    Io {
+        /// The operation (`connect`, `write`, `read`).
+        op: &'static str,
+        /// The peer.
+        addr: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No answer within the request timeout.
+    #[error("no answer from {addr} within {timeout_ms} ms")]
+    Timeout {
+        /// The peer.
+        addr: String,
+        /// The timeout.
+        timeout_ms: u64,
+    },
+    /// The peer sent something the driver cannot read.
+    #[error("protocol error from {addr}: {message}")]
+    Protocol {
+        /// The peer.
+        addr: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// Setting up the target (creating a table) failed.
+    #[error("preparing {target}: {message}")]
+    Prepare {
+        /// The target.
+        target: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl DriverError {
+    /// The error kind counted for the operations it failed.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DriverError::Io { .. } => "connection",
+            DriverError::Timeout { .. } => "timeout",
+            DriverError::Protocol { .. } => "protocol",
+            DriverError::Prepare { .. } => "prepare",
+        }
+    }
+}
+
+/// One pipelined connection to a target, used by one thread.
+pub trait Connection: Send {
+    /// Queues `op`; it may stay buffered until [`Connection::flush`].
+    fn send(&mut self, op: &Operation) -> Result<(), DriverError>;
+    /// Sends every queued operation.
+    fn flush(&mut self) -> Result<(), DriverError>;
+    /// Waits for the outcome of the oldest operation not yet received.
+    fn recv(&mut self) -> Result<Outcome, DriverError>;
+}
+
+/// A target: how to prepare it and open connections to it.
+pub trait Driver: Send + Sync {
+    /// The target's address as given (`keel://127.0.0.1:7000`).
+    fn describe(&self) -> String;
+    /// Makes the target ready for `spec` (creates the table if needed).
+    fn prepare(&self, spec: &WorkloadSpec) -> Result<(), DriverError>;
+    /// Opens a connection; `seed` feeds the values it writes.
+    fn connect(
+        &self,
+        spec: &WorkloadSpec,
+        values: Arc<ValuePool>,
+        seed: u64,
+    ) -> Result<Box<dyn Connection>, DriverError>;
+}
+
+/// Settings shared by the drivers.
+#[derive(Debug, Clone)]
+pub struct DriverOptions {
+    /// How long an answer may take before the connection is declared broken, ms.
+    pub request_timeout_ms: u64,
+    /// keel: the table the workload uses.
+    pub table: String,
+    /// keel: partitions of the table when it is created (`None`: the node decides).
+    pub partitions: Option<u32>,
+}
+
+/// Builds the driver for `target`: `keel://HOST:PORT`, `redis://HOST:PORT` or `stub://`.
+pub fn driver_for(target: &str, options: &DriverOptions) -> Result<Box<dyn Driver>, String> {
+    let (scheme, rest) = target
+        .split_once("://")
+        .ok_or_else(|| format!("target `{target}`: expected SCHEME://HOST:PORT"))?;
+    let addr = rest.trim_end_matches('/');
+    match scheme {
+        "redis" => Ok(Box::new(redis::RedisDriver::new(addr, options))),
+        "keel" => Ok(Box::new(keel::KeelDriver::new(addr, options))),
+        "stub" => Ok(Box::new(stub::StubDriver::new(stub::StubConfig::parse(
+            addr,
+        )?))),
+        other => Err(format!(
+            "unknown target scheme `{other}` (keel, redis, stub)"
+        )),
+    }
+}
