@@ -41,7 +41,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(a, b, r, l)| Op::Scan(a, b, r, l)),
         1 => Just(Op::Checkpoint),
         1 => Just(Op::Crash),
-        3 => (key(), write(), key(), write()).prop_map(|(a, wa, b, wb)| Op::SeekAcross(a, wa, b, wb)),
+        3 => (key(), write(), key(), write())
+            .prop_map(|(a, wa, b, wb)| Op::SeekAcross(a, wa, b, wb)),
     ]
 }
 
