@@ -4,12 +4,14 @@
 //!   reports throughput, latency and memory.
 //! - [`start`]: `keel start`, a node in the foreground until SIGTERM or SIGINT.
 //! - [`cli`]: the table and item commands, through the native client.
+//! - [`nodebench`]: `keel node-bench`, GetItem/PutItem requests/s against a node.
 //! - [`pingpong`]: `keel tcp-pingpong`, the TCP round-trip floor benchmarks are quoted beside.
 //! - [`json`]: items as JSON (DynamoDB's typed form and a plain shorthand) for the CLI.
 
 pub mod cli;
 pub mod json;
 pub mod load;
+pub mod nodebench;
 pub mod pingpong;
 pub mod start;
 

@@ -200,6 +200,33 @@ enum Command {
         #[command(flatten)]
         expr: Expr,
     },
+    /// Measure GetItem or PutItem requests/s and latency against a running node.
+    NodeBench {
+        /// get or put.
+        #[arg(long, default_value = "get")]
+        op: String,
+        /// Clients (shard-aware, one connection per shard each).
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Requests outstanding per client.
+        #[arg(long, default_value_t = 16)]
+        in_flight: usize,
+        /// Distinct keys (loaded first for get).
+        #[arg(long, default_value_t = 100_000)]
+        items: u64,
+        /// Bytes of each item's value.
+        #[arg(long, default_value_t = 100)]
+        value_bytes: usize,
+        /// Seconds of warm-up.
+        #[arg(long, default_value_t = 2)]
+        warmup: u64,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Pin the generator to this CPU.
+        #[arg(long)]
+        cpu: Option<usize>,
+    },
     /// Measure a plain TCP ping-pong over 127.0.0.1 (the floor under request latency).
     TcpPingpong {
         /// Bytes sent per round trip.
@@ -341,9 +368,10 @@ fn action(command: Command) -> Option<Action> {
             total_segments,
             expr: expr.into(),
         },
-        Command::Start { .. } | Command::EngineLoad { .. } | Command::TcpPingpong { .. } => {
-            return None
-        }
+        Command::Start { .. }
+        | Command::EngineLoad { .. }
+        | Command::TcpPingpong { .. }
+        | Command::NodeBench { .. } => return None,
     })
 }
 
@@ -374,6 +402,26 @@ fn main() -> anyhow::Result<()> {
                 no_pin,
             })
         }
+        Command::NodeBench {
+            op,
+            connections,
+            in_flight,
+            items,
+            value_bytes,
+            warmup,
+            seconds,
+            cpu,
+        } => keel_tools::nodebench::run(keel_tools::nodebench::NodeBenchSettings {
+            endpoint: args.endpoint.clone(),
+            op,
+            connections,
+            in_flight,
+            items,
+            value_bytes,
+            warmup: std::time::Duration::from_secs(warmup),
+            duration: std::time::Duration::from_secs(seconds),
+            cpu,
+        }),
         Command::TcpPingpong {
             request_bytes,
             response_bytes,

@@ -1,0 +1,182 @@
+//! `keel node-bench`: GetItem or PutItem requests/s and latency against a running node,
+//! from the glommio native client on one executor (closed loop: `connections` clients,
+//! each with `in_flight` requests outstanding). The figure issue 3 asks for, beside
+//! `keel tcp-pingpong` measured in the same session.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use keel_net::client::glommio::AsyncClient;
+use keel_net::client::ClientOptions;
+use keel_net::codec::{
+    CreateTable, ErrorCode, ExprArgs, GetItem, PutItem, Request, Response, ReturnValues,
+};
+use keel_net::{Item, KeyAttribute, KeySchema, KeyType, Value};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct NodeBenchSettings {
+    /// The node.
+    pub endpoint: String,
+    /// `get` or `put`.
+    pub op: String,
+    /// Clients (each shard-aware, so up to one connection per shard each).
+    pub connections: usize,
+    /// Requests outstanding per client.
+    pub in_flight: usize,
+    /// Distinct keys (loaded first for `get`).
+    pub items: u64,
+    /// Bytes of the value attribute.
+    pub value_bytes: usize,
+    /// Warm-up before measuring.
+    pub warmup: Duration,
+    /// Measured time.
+    pub duration: Duration,
+    /// Pin the generator to this CPU.
+    pub cpu: Option<usize>,
+}
+
+const TABLE: &str = "node_bench";
+
+fn item(k: u64, value_bytes: usize) -> Item {
+    let mut i = Item::new();
+    i.insert("id".into(), Value::S(format!("k{k:010}")));
+    i.insert("v".into(), Value::B(vec![(k % 251) as u8; value_bytes]));
+    i
+}
+
+fn request(op: &str, k: u64, value_bytes: usize) -> Request {
+    if op == "put" {
+        Request::PutItem(PutItem {
+            table: TABLE.into(),
+            item: item(k, value_bytes),
+            condition: None,
+            args: ExprArgs::default(),
+            return_values: ReturnValues::None,
+        })
+    } else {
+        let mut key = Item::new();
+        key.insert("id".into(), Value::S(format!("k{k:010}")));
+        Request::GetItem(GetItem {
+            table: TABLE.into(),
+            key,
+            projection: None,
+            args: ExprArgs::default(),
+            consistent: true,
+        })
+    }
+}
+
+/// Runs the benchmark and prints its figures.
+pub fn run(s: NodeBenchSettings) -> anyhow::Result<()> {
+    anyhow::ensure!(s.op == "get" || s.op == "put", "--op is get or put");
+    let placement = match s.cpu {
+        Some(c) => glommio::Placement::Fixed(c),
+        None => glommio::Placement::Unbound,
+    };
+    let ex = glommio::LocalExecutorBuilder::new(placement)
+        .name("keel-node-bench")
+        .io_memory(1 << 20)
+        .make()
+        .map_err(|e| anyhow::anyhow!("executor: {e}"))?;
+    ex.run(bench(s))
+}
+
+async fn bench(s: NodeBenchSettings) -> anyhow::Result<()> {
+    let setup = AsyncClient::connect(&s.endpoint, ClientOptions::default())
+        .await
+        .with_context(|| format!("connecting to {}", s.endpoint))?;
+    let create = Request::CreateTable(CreateTable {
+        table: TABLE.into(),
+        schema: KeySchema::partition_only(KeyAttribute::new("id", KeyType::S)),
+        partitions: Some(8),
+    });
+    match setup.call(create).await? {
+        Response::Table(_) => {}
+        Response::Error(e) if e.code == ErrorCode::ResourceInUse => {}
+        other => anyhow::bail!("creating the table: {other:?}"),
+    }
+    if s.op == "get" {
+        let started = Instant::now();
+        for chunk in (0..s.items).collect::<Vec<_>>().chunks(256) {
+            let mut pending = Vec::with_capacity(chunk.len());
+            for &k in chunk {
+                pending.push(setup.send(request("put", k, s.value_bytes)).await?);
+            }
+            for p in pending {
+                match p.wait().await? {
+                    Response::Item(_) => {}
+                    other => anyhow::bail!("loading: {other:?}"),
+                }
+            }
+        }
+        println!(
+            "loaded {} items in {:.1} s",
+            s.items,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let hist = Rc::new(RefCell::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let errors = Rc::new(RefCell::new(0u64));
+    let measure_from = Instant::now() + s.warmup;
+    let end = measure_from + s.duration;
+    let mut tasks = Vec::new();
+    for c in 0..s.connections {
+        let client = Rc::new(AsyncClient::connect(&s.endpoint, ClientOptions::default()).await?);
+        for f in 0..s.in_flight {
+            let client = client.clone();
+            let hist = hist.clone();
+            let errors = errors.clone();
+            let (op, items, vb) = (s.op.clone(), s.items, s.value_bytes);
+            let mut k = (c * 7919 + f * 104_729) as u64;
+            tasks.push(glommio::spawn_local(async move {
+                loop {
+                    let t = Instant::now();
+                    if t >= end {
+                        break;
+                    }
+                    k = k
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let r = client
+                        .call(request(&op, (k >> 16) % items.max(1), vb))
+                        .await;
+                    if t >= measure_from {
+                        match r {
+                            Ok(Response::Item(_)) => {
+                                let us = t.elapsed().as_micros().max(1) as u64;
+                                let _ = hist.borrow_mut().record(us);
+                            }
+                            _ => *errors.borrow_mut() += 1,
+                        }
+                    }
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await;
+    }
+    let h = hist.borrow();
+    let secs = s.duration.as_secs_f64();
+    println!(
+        "{} {} B values, {} clients x {} in flight: {:.0} requests/s, p50 {} us, p99 {} us, \
+         p99.9 {} us, max {} us, errors {}",
+        s.op,
+        s.value_bytes,
+        s.connections,
+        s.in_flight,
+        h.len() as f64 / secs,
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max(),
+        errors.borrow()
+    );
+    Ok(())
+}
