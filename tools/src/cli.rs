@@ -14,129 +14,158 @@ use serde_json::{json, Value as Json};
 
 use crate::json::{parse_item, plain_item_json, typed_item_json, Form};
 
-/// The expression options shared by data commands.
-#[derive(Debug, Clone, Default)]
+/// The expression names and values shared by data commands.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct ExprOptions {
-    /// `--names '{"#n": "name"}'`.
+    /// Expression attribute names, as JSON: '{"#n": "name"}'.
+    #[arg(long)]
     pub names: Option<String>,
-    /// `--values '{":v": 1}'` (plain or typed values).
+    /// Expression attribute values, as JSON (plain or typed): '{":v": 1}'.
+    #[arg(long)]
     pub values: Option<String>,
 }
 
-/// A data or table command.
-#[derive(Debug, Clone)]
+/// A table or item command of the `keel` binary.
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum Action {
-    /// Create a table.
+    /// Create a table: create-table users --partition-key id:S [--sort-key ts:N].
     CreateTable {
-        /// Name.
+        /// Table name.
         table: String,
-        /// `name:TYPE`.
+        /// Partition key as name:TYPE (S, N or B).
+        #[arg(long)]
         partition_key: String,
-        /// `name:TYPE`.
+        /// Sort key as name:TYPE.
+        #[arg(long)]
         sort_key: Option<String>,
-        /// Partition count.
+        /// Partitions (default: the node's).
+        #[arg(long)]
         partitions: Option<u32>,
     },
-    /// Delete a table.
+    /// Delete a table and all its items.
     DeleteTable {
-        /// Name.
+        /// Table name.
         table: String,
     },
-    /// Describe a table.
+    /// Show a table's key schema, status and partitions.
     DescribeTable {
-        /// Name.
+        /// Table name.
         table: String,
     },
-    /// List tables.
+    /// List the tables.
     ListTables,
-    /// Put an item.
+    /// Store an item: put users '{"id":"u1","n":1}'.
     Put {
-        /// Table.
+        /// Table name.
         table: String,
-        /// Item JSON.
+        /// The item as JSON (plain or DynamoDB's typed form).
         item: String,
-        /// Condition expression.
+        /// Condition expression, e.g. 'attribute_not_exists(id)'.
+        #[arg(long)]
         condition: Option<String>,
-        /// Return the old item.
+        /// Print the item it replaced.
+        #[arg(long)]
         return_old: bool,
-        /// Names and values.
+        /// Expression attribute names and values.
+        #[command(flatten)]
         expr: ExprOptions,
     },
-    /// Get an item.
+    /// Read an item: get users '{"id":"u1"}'.
     Get {
-        /// Table.
+        /// Table name.
         table: String,
-        /// Key JSON.
+        /// The key as JSON.
         key: String,
-        /// Projection expression.
+        /// Projection expression, e.g. 'n, tags[0]'.
+        #[arg(long)]
         projection: Option<String>,
-        /// Names.
+        /// Expression attribute names and values.
+        #[command(flatten)]
         expr: ExprOptions,
     },
-    /// Delete an item.
+    /// Delete an item: delete users '{"id":"u1"}'.
     Delete {
-        /// Table.
+        /// Table name.
         table: String,
-        /// Key JSON.
+        /// The key as JSON.
         key: String,
         /// Condition expression.
+        #[arg(long)]
         condition: Option<String>,
-        /// Return the old item.
+        /// Print the item it removed.
+        #[arg(long)]
         return_old: bool,
-        /// Names and values.
+        /// Expression attribute names and values.
+        #[command(flatten)]
         expr: ExprOptions,
     },
-    /// Update an item.
+    /// Update an item: update users '{"id":"u1"}' 'SET n = n + :one' --values '{":one":1}'.
     Update {
-        /// Table.
+        /// Table name.
         table: String,
-        /// Key JSON.
+        /// The key as JSON.
         key: String,
-        /// Update expression.
+        /// Update expression (SET, REMOVE, ADD, DELETE).
         update: String,
         /// Condition expression.
+        #[arg(long)]
         condition: Option<String>,
-        /// `none`, `all-old`, `updated-old`, `all-new`, `updated-new`.
+        /// none, all-old, updated-old, all-new or updated-new.
+        #[arg(long, default_value = "all-new")]
         return_values: String,
-        /// Names and values.
+        /// Expression attribute names and values.
+        #[command(flatten)]
         expr: ExprOptions,
     },
-    /// Query one partition key.
+    /// Query one partition key: query users 'id = :id AND ts > :t' --values '{...}'.
     Query {
-        /// Table.
+        /// Table name.
         table: String,
         /// Key condition expression.
         key_condition: String,
         /// Filter expression.
+        #[arg(long)]
         filter: Option<String>,
         /// Projection expression.
+        #[arg(long)]
         projection: Option<String>,
-        /// Descending order.
+        /// Descending sort-key order.
+        #[arg(long)]
         reverse: bool,
-        /// Items per page.
+        /// Items evaluated per page.
+        #[arg(long)]
         limit: Option<u32>,
-        /// Follow pages to the end.
+        /// Read every page.
+        #[arg(long)]
         all: bool,
-        /// Names and values.
+        /// Expression attribute names and values.
+        #[command(flatten)]
         expr: ExprOptions,
     },
-    /// Scan a table.
+    /// Scan a table (or one segment of it).
     Scan {
-        /// Table.
+        /// Table name.
         table: String,
         /// Filter expression.
+        #[arg(long)]
         filter: Option<String>,
         /// Projection expression.
+        #[arg(long)]
         projection: Option<String>,
-        /// Items per page.
+        /// Items evaluated per page.
+        #[arg(long)]
         limit: Option<u32>,
-        /// Follow pages to the end.
+        /// Read every page.
+        #[arg(long)]
         all: bool,
-        /// Segment of a parallel scan.
+        /// This segment of a parallel scan.
+        #[arg(long, default_value_t = 0)]
         segment: u32,
         /// Segments of a parallel scan.
+        #[arg(long, default_value_t = 1)]
         total_segments: u32,
-        /// Names and values.
+        /// Expression attribute names and values.
+        #[command(flatten)]
         expr: ExprOptions,
     },
 }
@@ -240,6 +269,44 @@ fn call(client: &Client, request: Request) -> Result<Response, CliError> {
     match client.call(request)? {
         Response::Error(e) => Err(server(e)),
         r => Ok(r),
+    }
+}
+
+fn old_if(return_old: bool) -> ReturnValues {
+    if return_old {
+        ReturnValues::AllOld
+    } else {
+        ReturnValues::None
+    }
+}
+
+/// Sends a write and prints the attributes it returned.
+fn write(client: &Client, request: Request) -> Result<Output, CliError> {
+    match call(client, request)? {
+        Response::Item(attrs) => Ok(item_output(attrs, "Attributes")),
+        r => Err(unexpected(&r)),
+    }
+}
+
+/// Reads one page of a Query or Scan, or every page with `all`.
+fn read_pages(
+    client: &Client,
+    all: bool,
+    mut page_request: impl FnMut(Option<Item>) -> Request,
+) -> Result<Output, CliError> {
+    let mut pages = Vec::new();
+    let mut start_key = None;
+    loop {
+        let page = match call(client, page_request(start_key.take()))? {
+            Response::Items(p) => p,
+            r => return Err(unexpected(&r)),
+        };
+        let next = page.last_key.clone();
+        pages.push(page);
+        match next {
+            Some(k) if all => start_key = Some(k),
+            _ => return Ok(page_output(pages)),
+        }
     }
 }
 
@@ -437,16 +504,9 @@ pub fn execute(endpoint: &str, action: Action) -> Result<Output, CliError> {
                 item: item_arg(&item, "item")?,
                 condition,
                 args: expr_args(&expr)?,
-                return_values: if return_old {
-                    ReturnValues::AllOld
-                } else {
-                    ReturnValues::None
-                },
+                return_values: old_if(return_old),
             });
-            match call(&client, request)? {
-                Response::Item(old) => Ok(item_output(old, "Attributes")),
-                r => Err(unexpected(&r)),
-            }
+            write(&client, request)
         }
         Action::Get {
             table,
@@ -482,16 +542,9 @@ pub fn execute(endpoint: &str, action: Action) -> Result<Output, CliError> {
                 key: item_arg(&key, "key")?,
                 condition,
                 args: expr_args(&expr)?,
-                return_values: if return_old {
-                    ReturnValues::AllOld
-                } else {
-                    ReturnValues::None
-                },
+                return_values: old_if(return_old),
             });
-            match call(&client, request)? {
-                Response::Item(old) => Ok(item_output(old, "Attributes")),
-                r => Err(unexpected(&r)),
-            }
+            write(&client, request)
         }
         Action::Update {
             table,
@@ -509,10 +562,7 @@ pub fn execute(endpoint: &str, action: Action) -> Result<Output, CliError> {
                 args: expr_args(&expr)?,
                 return_values: return_values(&rv)?,
             });
-            match call(&client, request)? {
-                Response::Item(attrs) => Ok(item_output(attrs, "Attributes")),
-                r => Err(unexpected(&r)),
-            }
+            write(&client, request)
         }
         Action::Query {
             table,
@@ -525,10 +575,8 @@ pub fn execute(endpoint: &str, action: Action) -> Result<Output, CliError> {
             expr,
         } => {
             let args = expr_args(&expr)?;
-            let mut pages = Vec::new();
-            let mut start_key = None;
-            loop {
-                let request = Request::Query(Query {
+            read_pages(&client, all, |start_key| {
+                Request::Query(Query {
                     table: table.clone(),
                     key_condition: key_condition.clone(),
                     filter: filter.clone(),
@@ -536,21 +584,10 @@ pub fn execute(endpoint: &str, action: Action) -> Result<Output, CliError> {
                     args: args.clone(),
                     forward: !reverse,
                     limit,
-                    start_key: start_key.take(),
+                    start_key,
                     consistent: true,
-                });
-                let page = match call(&client, request)? {
-                    Response::Items(p) => p,
-                    r => return Err(unexpected(&r)),
-                };
-                let next = page.last_key.clone();
-                pages.push(page);
-                match next {
-                    Some(k) if all => start_key = Some(k),
-                    _ => break,
-                }
-            }
-            Ok(page_output(pages))
+                })
+            })
         }
         Action::Scan {
             table,
@@ -563,32 +600,19 @@ pub fn execute(endpoint: &str, action: Action) -> Result<Output, CliError> {
             expr,
         } => {
             let args = expr_args(&expr)?;
-            let mut pages = Vec::new();
-            let mut start_key = None;
-            loop {
-                let request = Request::Scan(Scan {
+            read_pages(&client, all, |start_key| {
+                Request::Scan(Scan {
                     table: table.clone(),
                     filter: filter.clone(),
                     projection: projection.clone(),
                     args: args.clone(),
                     limit,
-                    start_key: start_key.take(),
+                    start_key,
                     segment,
                     total_segments,
                     consistent: true,
-                });
-                let page = match call(&client, request)? {
-                    Response::Items(p) => p,
-                    r => return Err(unexpected(&r)),
-                };
-                let next = page.last_key.clone();
-                pages.push(page);
-                match next {
-                    Some(k) if all => start_key = Some(k),
-                    _ => break,
-                }
-            }
-            Ok(page_output(pages))
+                })
+            })
         }
     }
 }

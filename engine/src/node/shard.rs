@@ -447,6 +447,22 @@ impl Shard {
         })
     }
 
+    /// Routes item requests concurrently and returns their answers in order.
+    async fn fan_out(self: &Rc<Self>, requests: Vec<Request>) -> Vec<Response> {
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|request| {
+                let shard = self.clone();
+                glommio::spawn_local(async move { shard.route_item(request).await })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            answers.push(task.await);
+        }
+        answers
+    }
+
     async fn batch_get(self: &Rc<Self>, b: BatchGetItem) -> Result<BatchGetOk, ErrorResponse> {
         let total: usize = b.tables.iter().map(|t| t.keys.len()).sum();
         if total == 0 || total > BATCH_GET_KEYS_MAX {
@@ -468,27 +484,18 @@ impl Shard {
                 }
             }
         }
-        let mut tasks = Vec::new();
-        for t in &b.tables {
-            for k in &t.keys {
-                let request = Request::GetItem(GetItem {
+        let requests = b.tables.iter().flat_map(|t| {
+            t.keys.iter().map(|k| {
+                Request::GetItem(GetItem {
                     table: t.table.clone(),
                     key: k.clone(),
                     projection: t.projection.clone(),
                     args: t.args.clone(),
                     consistent: t.consistent,
-                });
-                let shard = self.clone();
-                tasks.push(glommio::spawn_local(async move {
-                    shard.route_item(request).await
-                }));
-            }
-        }
-        let mut answers = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            answers.push(task.await);
-        }
-        let mut answers = answers.into_iter();
+                })
+            })
+        });
+        let mut answers = self.fan_out(requests.collect()).await.into_iter();
         let mut tables = Vec::new();
         let mut unprocessed = Vec::new();
         let mut bytes = 0usize;
@@ -559,10 +566,10 @@ impl Shard {
                 }
             }
         }
-        let mut tasks = Vec::new();
+        let mut requests = Vec::with_capacity(total);
         for t in &b.tables {
             for w in &t.writes {
-                let request = match w {
+                requests.push(match w {
                     WriteRequest::Put(item) => Request::PutItem(PutItem {
                         table: t.table.clone(),
                         item: item.clone(),
@@ -577,18 +584,10 @@ impl Shard {
                         args: Default::default(),
                         return_values: Default::default(),
                     }),
-                };
-                let shard = self.clone();
-                tasks.push(glommio::spawn_local(async move {
-                    shard.route_item(request).await
-                }));
+                });
             }
         }
-        let mut answers = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            answers.push(task.await);
-        }
-        let mut answers = answers.into_iter();
+        let mut answers = self.fan_out(requests).await.into_iter();
         let mut unprocessed = Vec::new();
         let mut failure = None;
         for t in b.tables {

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
-use keel_tools::cli::{self, Action, ExprOptions};
+use clap::{Parser, Subcommand};
+use keel_tools::cli::{self, Action};
 
 /// keel: a partitioned, replicated key-value and document store.
 #[derive(Parser)]
@@ -22,25 +22,6 @@ struct Cli {
     json: bool,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Args, Clone, Default)]
-struct Expr {
-    /// Expression attribute names, as JSON: '{"#n": "name"}'.
-    #[arg(long)]
-    names: Option<String>,
-    /// Expression attribute values, as JSON (plain or typed): '{":v": 1}'.
-    #[arg(long)]
-    values: Option<String>,
-}
-
-impl From<Expr> for ExprOptions {
-    fn from(e: Expr) -> ExprOptions {
-        ExprOptions {
-            names: e.names,
-            values: e.values,
-        }
-    }
 }
 
 #[derive(Subcommand)]
@@ -66,140 +47,9 @@ enum Command {
         #[arg(long)]
         no_pin: bool,
     },
-    /// Create a table: create-table users --partition-key id:S [--sort-key ts:N].
-    CreateTable {
-        /// Table name.
-        table: String,
-        /// Partition key as name:TYPE (S, N or B).
-        #[arg(long)]
-        partition_key: String,
-        /// Sort key as name:TYPE.
-        #[arg(long)]
-        sort_key: Option<String>,
-        /// Partitions (default: the node's).
-        #[arg(long)]
-        partitions: Option<u32>,
-    },
-    /// Delete a table and all its items.
-    DeleteTable {
-        /// Table name.
-        table: String,
-    },
-    /// Show a table's key schema, status and partitions.
-    DescribeTable {
-        /// Table name.
-        table: String,
-    },
-    /// List the tables.
-    ListTables,
-    /// Store an item: put users '{"id":"u1","n":1}'.
-    Put {
-        /// Table name.
-        table: String,
-        /// The item as JSON (plain or DynamoDB's typed form).
-        item: String,
-        /// Condition expression, e.g. 'attribute_not_exists(id)'.
-        #[arg(long)]
-        condition: Option<String>,
-        /// Print the item it replaced.
-        #[arg(long)]
-        return_old: bool,
-        #[command(flatten)]
-        expr: Expr,
-    },
-    /// Read an item: get users '{"id":"u1"}'.
-    Get {
-        /// Table name.
-        table: String,
-        /// The key as JSON.
-        key: String,
-        /// Projection expression, e.g. 'n, tags[0]'.
-        #[arg(long)]
-        projection: Option<String>,
-        #[command(flatten)]
-        expr: Expr,
-    },
-    /// Delete an item: delete users '{"id":"u1"}'.
-    Delete {
-        /// Table name.
-        table: String,
-        /// The key as JSON.
-        key: String,
-        /// Condition expression.
-        #[arg(long)]
-        condition: Option<String>,
-        /// Print the item it removed.
-        #[arg(long)]
-        return_old: bool,
-        #[command(flatten)]
-        expr: Expr,
-    },
-    /// Update an item: update users '{"id":"u1"}' 'SET n = n + :one' --values '{":one":1}'.
-    Update {
-        /// Table name.
-        table: String,
-        /// The key as JSON.
-        key: String,
-        /// Update expression (SET, REMOVE, ADD, DELETE).
-        update: String,
-        /// Condition expression.
-        #[arg(long)]
-        condition: Option<String>,
-        /// none, all-old, updated-old, all-new or updated-new.
-        #[arg(long, default_value = "all-new")]
-        return_values: String,
-        #[command(flatten)]
-        expr: Expr,
-    },
-    /// Query one partition key: query users 'id = :id AND ts > :t' --values '{...}'.
-    Query {
-        /// Table name.
-        table: String,
-        /// Key condition expression.
-        key_condition: String,
-        /// Filter expression.
-        #[arg(long)]
-        filter: Option<String>,
-        /// Projection expression.
-        #[arg(long)]
-        projection: Option<String>,
-        /// Descending sort-key order.
-        #[arg(long)]
-        reverse: bool,
-        /// Items evaluated per page.
-        #[arg(long)]
-        limit: Option<u32>,
-        /// Read every page.
-        #[arg(long)]
-        all: bool,
-        #[command(flatten)]
-        expr: Expr,
-    },
-    /// Scan a table (or one segment of it).
-    Scan {
-        /// Table name.
-        table: String,
-        /// Filter expression.
-        #[arg(long)]
-        filter: Option<String>,
-        /// Projection expression.
-        #[arg(long)]
-        projection: Option<String>,
-        /// Items evaluated per page.
-        #[arg(long)]
-        limit: Option<u32>,
-        /// Read every page.
-        #[arg(long)]
-        all: bool,
-        /// This segment of a parallel scan.
-        #[arg(long, default_value_t = 0)]
-        segment: u32,
-        /// Segments of a parallel scan.
-        #[arg(long, default_value_t = 1)]
-        total_segments: u32,
-        #[command(flatten)]
-        expr: Expr,
-    },
+    /// Table and item commands.
+    #[command(flatten)]
+    Data(Action),
     /// Measure GetItem or PutItem requests/s and latency against a running node.
     NodeBench {
         /// get or put.
@@ -260,119 +110,6 @@ enum Command {
         #[arg(long)]
         no_verify: bool,
     },
-}
-
-fn action(command: Command) -> Option<Action> {
-    Some(match command {
-        Command::CreateTable {
-            table,
-            partition_key,
-            sort_key,
-            partitions,
-        } => Action::CreateTable {
-            table,
-            partition_key,
-            sort_key,
-            partitions,
-        },
-        Command::DeleteTable { table } => Action::DeleteTable { table },
-        Command::DescribeTable { table } => Action::DescribeTable { table },
-        Command::ListTables => Action::ListTables,
-        Command::Put {
-            table,
-            item,
-            condition,
-            return_old,
-            expr,
-        } => Action::Put {
-            table,
-            item,
-            condition,
-            return_old,
-            expr: expr.into(),
-        },
-        Command::Get {
-            table,
-            key,
-            projection,
-            expr,
-        } => Action::Get {
-            table,
-            key,
-            projection,
-            expr: expr.into(),
-        },
-        Command::Delete {
-            table,
-            key,
-            condition,
-            return_old,
-            expr,
-        } => Action::Delete {
-            table,
-            key,
-            condition,
-            return_old,
-            expr: expr.into(),
-        },
-        Command::Update {
-            table,
-            key,
-            update,
-            condition,
-            return_values,
-            expr,
-        } => Action::Update {
-            table,
-            key,
-            update,
-            condition,
-            return_values,
-            expr: expr.into(),
-        },
-        Command::Query {
-            table,
-            key_condition,
-            filter,
-            projection,
-            reverse,
-            limit,
-            all,
-            expr,
-        } => Action::Query {
-            table,
-            key_condition,
-            filter,
-            projection,
-            reverse,
-            limit,
-            all,
-            expr: expr.into(),
-        },
-        Command::Scan {
-            table,
-            filter,
-            projection,
-            limit,
-            all,
-            segment,
-            total_segments,
-            expr,
-        } => Action::Scan {
-            table,
-            filter,
-            projection,
-            limit,
-            all,
-            segment,
-            total_segments,
-            expr: expr.into(),
-        },
-        Command::Start { .. }
-        | Command::EngineLoad { .. }
-        | Command::TcpPingpong { .. }
-        | Command::NodeBench { .. } => return None,
-    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -454,24 +191,19 @@ fn main() -> anyhow::Result<()> {
             writers,
             verify: !no_verify,
         }),
-        command => {
-            let Some(action) = action(command) else {
-                return Ok(());
-            };
-            match cli::execute(&args.endpoint, action) {
-                Ok(out) => {
-                    if args.json {
-                        println!("{}", out.json);
-                    } else if !out.text.is_empty() {
-                        println!("{}", out.text);
-                    }
-                    Ok(())
+        Command::Data(action) => match cli::execute(&args.endpoint, action) {
+            Ok(out) => {
+                if args.json {
+                    println!("{}", out.json);
+                } else if !out.text.is_empty() {
+                    println!("{}", out.text);
                 }
-                Err(e) => {
-                    eprintln!("keel: {e}");
-                    std::process::exit(e.exit_code());
-                }
+                Ok(())
             }
-        }
+            Err(e) => {
+                eprintln!("keel: {e}");
+                std::process::exit(e.exit_code());
+            }
+        },
     }
 }
