@@ -2,9 +2,10 @@
 //! pipelined over one glommio `TcpStream` per connection, shard-aware with the same
 //! [`Router`].
 //!
-//! Per connection, two tasks: a writer task that takes whole frames from a bounded local
-//! channel and writes them in order (so frames never interleave), and a reader task that
-//! decodes answers and hands each to its waiter by request id. Timeouts are glommio
+//! Per connection, two tasks: a writer task that writes whatever whole frames senders
+//! have appended to the connection's outbox, in one write (frames never interleave, and
+//! many pipelined requests leave in one system call), and a reader task that decodes
+//! answers and hands each to its waiter by request id. Timeouts are glommio
 //! timers raced against the answer. Everything is `Rc`/`RefCell` on one executor; no
 //! borrow is held across an `.await`.
 //!
@@ -21,6 +22,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use event_listener::Event;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
@@ -39,8 +41,17 @@ type Reply = Result<Response, ClientError>;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
-/// Frames queued for the writer task before senders wait.
-const WRITE_QUEUE_FRAMES: usize = 1024;
+/// Bytes of frames waiting for the writer task before senders wait.
+const OUTBOX_BYTES_MAX: usize = 4 << 20;
+
+/// Frames waiting to be written, appended whole by senders and taken by the writer task.
+#[derive(Default)]
+struct Outbox {
+    bytes: RefCell<Vec<u8>>,
+    /// Fired when bytes are appended, when the writer takes them, and when it stops.
+    changed: Event,
+    writer_stopped: std::cell::Cell<bool>,
+}
 
 #[derive(Default)]
 struct InFlight {
@@ -88,7 +99,7 @@ impl Shared {
 /// One connection: the frame queue of its writer task, and both tasks.
 struct Connection {
     shared: Rc<Shared>,
-    frames: LocalSender<Vec<u8>>,
+    outbox: Rc<Outbox>,
     request_timeout: Duration,
     _reader: Task<()>,
     _writer: Task<()>,
@@ -138,12 +149,16 @@ impl Connection {
                 ..InFlight::default()
             }),
         });
-        let (frames, queue) = local_channel::new_bounded(WRITE_QUEUE_FRAMES);
+        let outbox = Rc::new(Outbox::default());
         let reader = glommio::spawn_local(read_loop(read_half, Rc::clone(&shared)));
-        let writer = glommio::spawn_local(write_loop(write_half, queue, Rc::clone(&shared)));
+        let writer = glommio::spawn_local(write_loop(
+            write_half,
+            Rc::clone(&outbox),
+            Rc::clone(&shared),
+        ));
         let connection = Rc::new(Connection {
             shared,
-            frames,
+            outbox,
             request_timeout: options.request_timeout,
             _reader: reader,
             _writer: writer,
@@ -166,7 +181,16 @@ impl Connection {
         request: &Request,
         timeout: Duration,
     ) -> Result<AsyncPending, ClientError> {
-        let mut frame = Vec::new();
+        // Wait while the writer is behind, so a fast sender cannot buffer without bound.
+        loop {
+            let l = self.outbox.changed.listen();
+            if self.outbox.bytes.borrow().len() < OUTBOX_BYTES_MAX
+                || self.outbox.writer_stopped.get()
+            {
+                break;
+            }
+            l.await;
+        }
         let (sender, receiver) = local_channel::new_bounded(1);
         let request_id = {
             let mut in_flight = self.shared.in_flight.borrow_mut();
@@ -174,17 +198,19 @@ impl Connection {
                 return Err(self.shared.lost(reason));
             }
             let request_id = id.unwrap_or(in_flight.next_id);
+            let mut frame = Vec::new();
             encode_checked(request_id, request, &mut frame)?;
             if id.is_none() {
                 in_flight.next_id += 1;
             }
             in_flight.waiting.insert(request_id, sender);
+            self.outbox.bytes.borrow_mut().extend_from_slice(&frame);
             request_id
         };
-        if self.frames.send(frame).await.is_err() {
-            // The writer task has ended: the connection is broken.
+        if self.outbox.writer_stopped.get() {
             self.shared.fail_all("writer stopped".to_owned());
         }
+        self.outbox.changed.notify(usize::MAX);
         Ok(AsyncPending {
             request_id,
             receiver,
@@ -223,22 +249,35 @@ async fn read_loop(mut reader: futures_lite::io::ReadHalf<TcpStream>, shared: Rc
 
 async fn write_loop(
     mut writer: futures_lite::io::WriteHalf<TcpStream>,
-    queue: LocalReceiver<Vec<u8>>,
+    outbox: Rc<Outbox>,
     shared: Rc<Shared>,
 ) {
-    while let Some(frame) = queue.recv().await {
-        let written = match writer.write_all(&frame).await {
-            Ok(()) => writer.flush().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            shared.fail_all(format!("write failed: {e}"));
-            break;
+    let mut sending = Vec::new();
+    loop {
+        loop {
+            let l = outbox.changed.listen();
+            if !outbox.bytes.borrow().is_empty() || shared.is_closed() {
+                break;
+            }
+            l.await;
         }
         if shared.is_closed() {
             break;
         }
+        std::mem::swap(&mut sending, &mut *outbox.bytes.borrow_mut());
+        outbox.changed.notify(usize::MAX);
+        let written = match writer.write_all(&sending).await {
+            Ok(()) => writer.flush().await,
+            Err(e) => Err(e),
+        };
+        sending.clear();
+        if let Err(e) = written {
+            shared.fail_all(format!("write failed: {e}"));
+            break;
+        }
     }
+    outbox.writer_stopped.set(true);
+    outbox.changed.notify(usize::MAX);
     let _ = writer.close().await;
 }
 
