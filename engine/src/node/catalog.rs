@@ -20,6 +20,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use keel_net::codec::{partition_hash_range, PartitionInfo, TableDescription, TableStatus};
 use keel_net::{KeyAttribute, KeySchema, KeyType};
@@ -131,8 +132,8 @@ pub struct Catalog {
     pub shards: u32,
     /// The id the next table gets.
     pub next_table_id: u32,
-    /// Tables by name.
-    pub tables: BTreeMap<String, Table>,
+    /// Tables by name (shared, so that a request borrows its table without copying it).
+    pub tables: BTreeMap<String, Arc<Table>>,
 }
 
 /// Checks a table name as DynamoDB does: 3 to 255 characters of `A-Z a-z 0-9 _ - .`.
@@ -157,7 +158,7 @@ impl Catalog {
     }
 
     /// The table named `name`, if it exists and is not being deleted.
-    pub fn live(&self, name: &str) -> Result<&Table, CatalogError> {
+    pub fn live(&self, name: &str) -> Result<&Arc<Table>, CatalogError> {
         match self.tables.get(name) {
             Some(t) if t.status != TableStatus::Deleting => Ok(t),
             _ => Err(CatalogError::NotFound(name.to_owned())),
@@ -204,21 +205,21 @@ impl Catalog {
             partitions,
             created_unix_ms: now_unix_ms,
         };
-        self.tables.insert(name.to_owned(), table.clone());
+        self.tables.insert(name.to_owned(), Arc::new(table.clone()));
         Ok(table)
     }
 
     /// Marks table `name` active once its partitions exist.
     pub fn finish_create(&mut self, name: &str) {
         if let Some(t) = self.tables.get_mut(name) {
-            t.status = TableStatus::Active;
+            Arc::make_mut(t).status = TableStatus::Active;
         }
     }
 
     /// Marks table `name` as being deleted and returns it.
     pub fn begin_delete(&mut self, name: &str) -> Result<Table, CatalogError> {
         let t = match self.tables.get_mut(name) {
-            Some(t) if t.status != TableStatus::Deleting => t,
+            Some(t) if t.status != TableStatus::Deleting => Arc::make_mut(t),
             _ => return Err(CatalogError::NotFound(name.to_owned())),
         };
         t.status = TableStatus::Deleting;
@@ -414,7 +415,7 @@ pub fn decode(bytes: &[u8]) -> Result<Catalog, CatalogFileError> {
             partitions,
             created_unix_ms,
         };
-        if tables.insert(name, table).is_some() {
+        if tables.insert(name, Arc::new(table)).is_some() {
             return Err(CatalogFileError::Malformed("a table name appears twice"));
         }
     }

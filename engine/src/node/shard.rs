@@ -197,7 +197,7 @@ fn now_unix_ms() -> u64 {
 }
 
 impl Shard {
-    fn table(&self, name: &str) -> Result<Table, ErrorResponse> {
+    fn table(&self, name: &str) -> Result<Arc<Table>, ErrorResponse> {
         self.catalog
             .borrow()
             .live(name)
@@ -236,7 +236,7 @@ impl Shard {
     }
 
     /// The table and partition key of an item request.
-    fn item_target(&self, request: &Request) -> Result<(Table, u32), ErrorResponse> {
+    fn item_target(&self, request: &Request) -> Result<(Arc<Table>, u32), ErrorResponse> {
         let (table, key) = match request {
             Request::PutItem(r) => {
                 let t = self.table(&r.table)?;
