@@ -33,6 +33,8 @@ const VERSION: u8 = 1;
 pub const PARTITIONS_MAX: u32 = 1024;
 /// Most tables a node holds.
 pub const TABLES_MAX: usize = 4096;
+/// Most partitions of all tables of a node together (each holds an open tree file).
+pub const NODE_PARTITIONS_MAX: u64 = 8192;
 /// Most table names one ListTables answers.
 pub const LIST_TABLES_MAX: u32 = 100;
 
@@ -187,6 +189,13 @@ impl Catalog {
         }
         if self.tables.contains_key(name) {
             return Err(CatalogError::InUse(name.to_owned()));
+        }
+        let in_use: u64 = self.tables.values().map(|t| u64::from(t.partitions)).sum();
+        if in_use + u64::from(partitions) > NODE_PARTITIONS_MAX {
+            return Err(CatalogError::Invalid(format!(
+                "the node holds {in_use} partitions; {partitions} more would pass its limit \
+                 of {NODE_PARTITIONS_MAX}"
+            )));
         }
         if self.tables.len() >= TABLES_MAX {
             return Err(CatalogError::Invalid(format!(
@@ -491,6 +500,14 @@ mod tests {
         }
         assert!(c.tables.is_empty());
         assert_eq!(c.next_table_id, 1, "a refused create takes no id");
+        for i in 0..8 {
+            c.begin_create(&format!("big{i}"), &schema(), Some(1024), 8, 0)
+                .unwrap();
+        }
+        assert!(matches!(
+            c.begin_create("one_more", &schema(), Some(1), 8, 0),
+            Err(CatalogError::Invalid(m)) if m.contains("limit of 8192")
+        ));
     }
 
     #[test]
