@@ -560,3 +560,32 @@ fn a_data_directory_keeps_its_shard_count() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--shards 2"), "{err}");
 }
+
+/// A shard that cannot bind its port stops start-up with the reason, promptly.
+#[test]
+fn a_taken_shard_port_stops_start_up_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let Some(taken_port) = port.checked_add(2) else {
+        return;
+    };
+    let Ok(_taken) = std::net::TcpListener::bind(("127.0.0.1", taken_port)) else {
+        return; // someone else holds it: nothing to learn
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["start", "--no-pin", "--shards", "2", "--cache-mib", "8"])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("binding 127.0.0.1:{taken_port}")),
+        "{err}"
+    );
+}

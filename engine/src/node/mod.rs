@@ -302,7 +302,14 @@ pub fn run(
             Ok(())
         })();
     }
-    if result.is_ok() {
+    if result.is_err() {
+        // Start-up failed: a shard may be waiting in the mesh for a peer that will never
+        // join, so the others cannot be drained. Nothing was served and everything the
+        // engines recovered is durable: leave the threads to the process's exit.
+        drop(controls);
+        return result;
+    }
+    {
         ready(&NodeAddrs {
             shared,
             shards: own_addrs,
