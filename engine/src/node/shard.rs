@@ -463,27 +463,50 @@ impl Shard {
         answers
     }
 
-    async fn batch_get(self: &Rc<Self>, b: BatchGetItem) -> Result<BatchGetOk, ErrorResponse> {
-        let total: usize = b.tables.iter().map(|t| t.keys.len()).sum();
-        if total == 0 || total > BATCH_GET_KEYS_MAX {
+    /// Checks a batch before any of it runs: 1..=`max` entries in all, no table named
+    /// twice, every entry's key valid for its table and named once. Returns the count.
+    fn check_batch<'b, T: 'b>(
+        &self,
+        op: &str,
+        what: &str,
+        max: usize,
+        tables: impl Iterator<Item = (&'b str, &'b [T])> + Clone,
+        key_of: impl Fn(&KeySchema, &T) -> Result<PrimaryKey, ErrorResponse>,
+    ) -> Result<usize, ErrorResponse> {
+        let total: usize = tables.clone().map(|(_, entries)| entries.len()).sum();
+        if total == 0 || total > max {
             return Err(invalid(format!(
-                "BatchGetItem takes 1 to {BATCH_GET_KEYS_MAX} keys, not {total}"
+                "{op} takes 1 to {max} {what}, not {total}"
             )));
         }
         let mut names = BTreeSet::new();
-        for t in &b.tables {
-            if !names.insert(t.table.as_str()) {
-                return Err(invalid(format!("table {} appears twice", t.table)));
+        for (name, entries) in tables {
+            if !names.insert(name) {
+                return Err(invalid(format!("table {name} appears twice")));
             }
-            let table = self.table(&t.table)?;
+            let table = self.table(name)?;
             let mut seen = BTreeSet::new();
-            for k in &t.keys {
-                let pk = ops::key_of(&table.schema, k)?;
-                if !seen.insert(format!("{pk:?}")) {
+            for entry in entries {
+                if !seen.insert(key_of(&table.schema, entry)?) {
                     return Err(invalid("Provided list of item keys contains duplicates"));
                 }
             }
         }
+        Ok(total)
+    }
+
+    async fn batch_get(self: &Rc<Self>, b: BatchGetItem) -> Result<BatchGetOk, ErrorResponse> {
+        let tables = b
+            .tables
+            .iter()
+            .map(|t| (t.table.as_str(), t.keys.as_slice()));
+        self.check_batch(
+            "BatchGetItem",
+            "keys",
+            BATCH_GET_KEYS_MAX,
+            tables,
+            ops::key_of,
+        )?;
         let requests = b.tables.iter().flat_map(|t| {
             t.keys.iter().map(|k| {
                 Request::GetItem(GetItem {
@@ -537,35 +560,23 @@ impl Shard {
         self: &Rc<Self>,
         b: BatchWriteItem,
     ) -> Result<Vec<TableWrites>, ErrorResponse> {
-        let total: usize = b.tables.iter().map(|t| t.writes.len()).sum();
-        if total == 0 || total > BATCH_WRITE_MAX {
-            return Err(invalid(format!(
-                "BatchWriteItem takes 1 to {BATCH_WRITE_MAX} writes, not {total}"
-            )));
-        }
-        let mut names = BTreeSet::new();
-        for t in &b.tables {
-            if !names.insert(t.table.as_str()) {
-                return Err(invalid(format!("table {} appears twice", t.table)));
-            }
-            let table = self.table(&t.table)?;
-            let mut seen = BTreeSet::new();
-            for w in &t.writes {
-                let pk = match w {
-                    WriteRequest::Put(item) => {
-                        keel_net::validate_item(item).map_err(|e| invalid(e.to_string()))?;
-                        table
-                            .schema
-                            .key_of(item)
-                            .map_err(|e| invalid(e.to_string()))?
-                    }
-                    WriteRequest::Delete(key) => ops::key_of(&table.schema, key)?,
-                };
-                if !seen.insert(format!("{pk:?}")) {
-                    return Err(invalid("Provided list of item keys contains duplicates"));
+        let tables = b
+            .tables
+            .iter()
+            .map(|t| (t.table.as_str(), t.writes.as_slice()));
+        let total = self.check_batch(
+            "BatchWriteItem",
+            "writes",
+            BATCH_WRITE_MAX,
+            tables,
+            |schema, w| match w {
+                WriteRequest::Put(item) => {
+                    keel_net::validate_item(item).map_err(|e| invalid(e.to_string()))?;
+                    schema.key_of(item).map_err(|e| invalid(e.to_string()))
                 }
-            }
-        }
+                WriteRequest::Delete(key) => ops::key_of(schema, key),
+            },
+        )?;
         let mut requests = Vec::with_capacity(total);
         for t in &b.tables {
             for w in &t.writes {
