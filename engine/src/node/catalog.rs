@@ -23,8 +23,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use keel_net::codec::{partition_hash_range, PartitionInfo, TableDescription, TableStatus};
-use keel_net::{KeyAttribute, KeySchema, KeyType};
+use keel_net::KeySchema;
 
+use crate::shard::partition_meta::{self, MetaError};
 use crate::shard::PartitionId;
 
 const MAGIC: &[u8; 8] = b"KEELCTLG";
@@ -125,6 +126,17 @@ pub enum CatalogFileError {
     /// Not a catalog, cut short, or an unknown tag.
     #[error("malformed catalog: {0}")]
     Malformed(&'static str),
+}
+
+impl From<MetaError> for CatalogFileError {
+    fn from(e: MetaError) -> CatalogFileError {
+        match e {
+            MetaError::Checksum { expected, actual } => {
+                CatalogFileError::Checksum { expected, actual }
+            }
+            MetaError::Malformed(m) => CatalogFileError::Malformed(m),
+        }
+    }
 }
 
 /// Every table of the node, and the node's shard count.
@@ -270,14 +282,6 @@ impl Catalog {
     }
 }
 
-fn type_tag(t: KeyType) -> u8 {
-    match t {
-        KeyType::S => 1,
-        KeyType::N => 2,
-        KeyType::B => 3,
-    }
-}
-
 fn status_tag(s: TableStatus) -> u8 {
     match s {
         TableStatus::Creating => 1,
@@ -291,11 +295,6 @@ fn put_str16(out: &mut Vec<u8>, s: &str) {
     let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(s.as_bytes().get(..usize::from(len)).unwrap_or_default());
-}
-
-fn put_attr(out: &mut Vec<u8>, a: &KeyAttribute) {
-    out.push(type_tag(a.key_type));
-    put_str16(out, &a.name);
 }
 
 /// Encodes the catalog for its file.
@@ -313,14 +312,7 @@ pub fn encode(c: &Catalog) -> Vec<u8> {
         out.extend_from_slice(&t.partitions.to_le_bytes());
         out.extend_from_slice(&t.created_unix_ms.to_le_bytes());
         put_str16(&mut out, &t.name);
-        put_attr(&mut out, &t.schema.partition_key);
-        match &t.schema.sort_key {
-            Some(sk) => {
-                out.push(1);
-                put_attr(&mut out, sk);
-            }
-            None => out.push(0),
-        }
+        partition_meta::encode_schema(&t.schema, &mut out);
     }
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -358,32 +350,14 @@ impl<'a> Reader<'a> {
             .map_err(|_| CatalogFileError::Malformed("a name is not UTF-8"))?;
         Ok(s.to_owned())
     }
-    fn attr(&mut self) -> Result<KeyAttribute, CatalogFileError> {
-        let t = match self.u8()? {
-            1 => KeyType::S,
-            2 => KeyType::N,
-            3 => KeyType::B,
-            _ => return Err(CatalogFileError::Malformed("unknown key type")),
-        };
-        Ok(KeyAttribute::new(self.str16()?, t))
+    fn schema(&mut self) -> Result<KeySchema, CatalogFileError> {
+        Ok(partition_meta::decode_schema(&mut self.0)?)
     }
 }
 
 /// Decodes a catalog file.
 pub fn decode(bytes: &[u8]) -> Result<Catalog, CatalogFileError> {
-    if bytes.len() < 4 {
-        return Err(CatalogFileError::Malformed("truncated"));
-    }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
-    let expected = u32::from_le_bytes(
-        crc.try_into()
-            .map_err(|_| CatalogFileError::Malformed("truncated"))?,
-    );
-    let actual = crc32c::crc32c(body);
-    if expected != actual {
-        return Err(CatalogFileError::Checksum { expected, actual });
-    }
-    let mut r = Reader(body);
+    let mut r = Reader(partition_meta::checked_body(bytes)?);
     if r.take(8)? != MAGIC {
         return Err(CatalogFileError::Malformed("bad magic"));
     }
@@ -405,12 +379,7 @@ pub fn decode(bytes: &[u8]) -> Result<Catalog, CatalogFileError> {
         let partitions = r.u32()?;
         let created_unix_ms = r.u64()?;
         let name = r.str16()?;
-        let pk = r.attr()?;
-        let schema = match r.u8()? {
-            0 => KeySchema::partition_only(pk),
-            1 => KeySchema::with_sort_key(pk, r.attr()?),
-            _ => return Err(CatalogFileError::Malformed("bad sort-key flag")),
-        };
+        let schema = r.schema()?;
         if id >= next_table_id || partitions == 0 || partitions > PARTITIONS_MAX {
             return Err(CatalogFileError::Malformed(
                 "table id or partition count out of range",
@@ -444,6 +413,7 @@ pub fn decode(bytes: &[u8]) -> Result<Catalog, CatalogFileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keel_net::{KeyAttribute, KeyType};
 
     fn schema() -> KeySchema {
         KeySchema::with_sort_key(

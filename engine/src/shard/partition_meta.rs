@@ -65,20 +65,40 @@ fn put_attr(out: &mut Vec<u8>, a: &KeyAttribute) {
     );
 }
 
+/// Appends a key schema: `pk_type u8 | pk_len u16 | pk name | has_sk u8 | [sk ...]`
+/// (also the catalog's encoding of a table's schema).
+pub fn encode_schema(schema: &KeySchema, out: &mut Vec<u8>) {
+    put_attr(out, &schema.partition_key);
+    match &schema.sort_key {
+        Some(sk) => {
+            out.push(1);
+            put_attr(out, sk);
+        }
+        None => out.push(0),
+    }
+}
+
+/// Reads a key schema written by [`encode_schema`] from the front of `input`, and moves
+/// `input` past it.
+pub fn decode_schema(input: &mut &[u8]) -> Result<KeySchema, MetaError> {
+    let mut r = Reader(input);
+    let pk = r.attr()?;
+    let schema = match r.u8()? {
+        0 => KeySchema::partition_only(pk),
+        1 => KeySchema::with_sort_key(pk, r.attr()?),
+        _ => return Err(MetaError::Malformed("bad sort-key flag")),
+    };
+    *input = r.0;
+    Ok(schema)
+}
+
 /// Encodes a partition's declaration.
 pub fn encode(id: u64, schema: &KeySchema) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.extend_from_slice(&id.to_le_bytes());
-    put_attr(&mut out, &schema.partition_key);
-    match &schema.sort_key {
-        Some(sk) => {
-            out.push(1);
-            put_attr(&mut out, sk);
-        }
-        None => out.push(0),
-    }
+    encode_schema(schema, &mut out);
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
@@ -129,13 +149,9 @@ pub fn decode(bytes: &[u8]) -> Result<(u64, KeySchema), MetaError> {
             .try_into()
             .map_err(|_| MetaError::Malformed("truncated"))?,
     );
-    let pk = r.attr()?;
-    let schema = match r.u8()? {
-        0 => KeySchema::partition_only(pk),
-        1 => KeySchema::with_sort_key(pk, r.attr()?),
-        _ => return Err(MetaError::Malformed("bad sort-key flag")),
-    };
-    if !r.0.is_empty() {
+    let mut rest = r.0;
+    let schema = decode_schema(&mut rest)?;
+    if !rest.is_empty() {
         return Err(MetaError::Malformed("trailing bytes"));
     }
     Ok((id, schema))
@@ -178,7 +194,8 @@ pub fn decode_tombstone(bytes: &[u8]) -> Result<(u64, u64), MetaError> {
     Ok((id, lsn))
 }
 
-fn checked_body(bytes: &[u8]) -> Result<&[u8], MetaError> {
+/// The bytes before a trailing crc32c, if the crc32c matches them.
+pub fn checked_body(bytes: &[u8]) -> Result<&[u8], MetaError> {
     if bytes.len() < 4 {
         return Err(MetaError::Malformed("truncated"));
     }
