@@ -2,15 +2,16 @@
 //!
 //! # Design
 //! - **Segments** (`segment.rs`): fixed-size files opened with O_DIRECT, pre-written with
-//!   zeros once or recycled from released segments, so that an fdatasync never allocates
-//!   blocks. Block 0 is a header (sequence, first LSN, retained LSN); batches follow.
+//!   zeros once or recycled from released segments, so that a durable write never
+//!   allocates blocks. They are opened O_DSYNC: a write returns once durable. Block 0 is a header (sequence, first LSN, retained LSN); batches follow.
 //! - **Records** (`record.rs`): header (crc32c, length, LSN, batch LSN, group, term, index,
 //!   frame, kind) and payload, packed at 8-byte alignment. LSNs count records, +1 each.
 //! - **Group commit** (`batch.rs`, `writer.rs`): appenders copy their record into the open
 //!   batch (a DMA buffer allocated at open) and wait; one flusher task seals the batch
-//!   (adds a `BatchEnd` frame, pads to 4 KiB), writes it with one DMA write and one
-//!   fdatasync, then wakes its appenders. While a flush is in flight the next batch fills;
-//!   the flusher takes it as soon as the fdatasync returns. No timers. At most two batch
+//!   (adds a `BatchEnd` frame, pads to 4 KiB), writes it with one O_DSYNC DMA write (no
+//!   separate fdatasync: one I/O round trip per batch), then wakes its appenders. While a
+//!   flush is in flight the next batch fills; the flusher takes it as soon as the write
+//!   returns. No timers. At most two batch
 //!   buffers exist; when the open batch is full, appenders wait for it to be taken.
 //! - **Rotation**: a batch that does not fit the current segment goes to a spare, whose new
 //!   header is written and fdatasynced first. A spare is kept ready in the background
@@ -27,8 +28,8 @@
 //!   over the rest of it (up to `segment_bytes`, once per open).
 //!
 //! # Invariants
-//! - Batch n+1 is written only after the fdatasync of batch n returned; an append resolves
-//!   only once its batch's fdatasync returned.
+//! - Batch n+1 is written only after the durable write of batch n returned; an append
+//!   resolves only once its batch's write returned.
 //! - LSNs are assigned at append time, in order, +1 each; a durable LSN is never reused.
 //! - After a failed write or fdatasync the WAL is failed for good (no fsync retry: an
 //!   error may have dropped dirty pages): every pending and later append returns an error.
@@ -115,12 +116,14 @@ pub struct WalStats {
     pub records: u64,
     /// Bytes written for batches, padding included.
     pub bytes: u64,
-    /// fdatasyncs issued (batches, segment headers, zeroing).
+    /// Durability points: batch writes (O_DSYNC) and fdatasyncs (segment headers, zeroing).
     pub syncs: u64,
     /// Segments started by rotation.
     pub rotations: u64,
     /// Rotations that found no spare ready and pre-wrote one inline.
     pub rotation_stalls: u64,
+    /// Wall time spent in batch writes, in microseconds, from submission until durable.
+    pub write_us: u64,
 }
 
 /// Errors of the WAL.

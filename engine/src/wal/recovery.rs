@@ -14,7 +14,7 @@
 //!    the header of a needed segment was lost: [`WalError::Corrupt`].
 //!
 //! Why the look-ahead tells a torn tail from corruption: the flusher writes batch n+1 only
-//! after the fdatasync of batch n returned. So if a batch starting past the stop point
+//! after the durable write of batch n returned. So if a batch starting past the stop point
 //! exists (its first record, at a 4 KiB boundary, has `batch_lsn == lsn >= expected`),
 //! every batch before it was durable and acknowledged, and the damage is corruption. A
 //! torn *multi-block* last batch, whose later blocks landed and earlier ones did not, holds
@@ -278,7 +278,7 @@ pub enum AtStop {
 pub enum TailDecision {
     /// The log ends here; nothing to repair (the driver still zeroes the rest of the segment).
     CleanEnd,
-    /// The last batch was torn by a crash before its fdatasync returned: drop it.
+    /// The last batch was torn by a crash before its durable write returned: drop it.
     TornTail,
     /// An acknowledged batch is damaged: report `WalError::Corrupt`.
     Corrupt,
