@@ -2,7 +2,8 @@
 //!
 //! - [`resp`] — the Redis protocol codec (pure).
 //! - [`redis`] — a Redis driver over RESP, pipelined.
-//! - [`keel`] — keel's native client.
+//! - [`keel`] — keel's wire protocol, pipelined and shard-aware, on the connection's own
+//!   thread.
 //! - [`stub`] — an in-process synthetic server with a configurable service time and
 //!   stall, for tests and for checking the generator itself.
 //!
