@@ -11,7 +11,8 @@
 #   RECORDS=100000 DURATION=10 RUNS=1 bench/compare.sh     # a quick look
 #
 # Settings (environment): RECORDS, WORKLOADS ("a c"), RUNS, DURATION, WARMUP, CONNECTIONS,
-# DEPTH, SHARDS, OUT (results directory), KEEL_PORT, REDIS_PORT, EXTRA (more keel-bench flags).
+# DEPTH, SHARDS, KEEL_CACHE_MIB (page cache per shard), OUT (results directory), KEEL_PORT,
+# REDIS_PORT, EXTRA (more keel-bench flags).
 set -euo pipefail
 
 RECORDS=${RECORDS:-1000000}
@@ -22,6 +23,9 @@ WARMUP=${WARMUP:-5}
 CONNECTIONS=${CONNECTIONS:-16}
 DEPTH=${DEPTH:-4}
 SHARDS=${SHARDS:-2}
+# Page cache per keel shard, MiB: redis holds every record in memory, so by default keel
+# gets a cache that holds the loaded records too (~1.6 KiB of pages per 1 KiB record).
+KEEL_CACHE_MIB=${KEEL_CACHE_MIB:-$(( (RECORDS * 16 / 10 / 1024 + 64) / SHARDS + 64 ))}
 KEEL_PORT=${KEEL_PORT:-17600}
 REDIS_PORT=${REDIS_PORT:-17650}
 EXTRA=${EXTRA:-}
@@ -86,7 +90,7 @@ run_target() {  # name target
 # keel: durable writes (every acknowledged write is fdatasynced in its WAL batch).
 rm -rf "$OUT/keel-data"
 "$BIN/keel" start --data-dir "$OUT/keel-data" --shards "$SHARDS" \
-    --listen "127.0.0.1:$KEEL_PORT" > "$OUT/keel-node.log" 2>&1 &
+    --cache-mib "$KEEL_CACHE_MIB" --listen "127.0.0.1:$KEEL_PORT" > "$OUT/keel-node.log" 2>&1 &
 SERVER_PID=$!
 wait_for_port "$KEEL_PORT"
 run_target keel "keel://127.0.0.1:$KEEL_PORT"

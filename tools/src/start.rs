@@ -21,6 +21,8 @@ pub struct StartSettings {
     pub default_partitions: u32,
     /// Leave shards unpinned.
     pub no_pin: bool,
+    /// Microseconds an idle shard polls before it sleeps.
+    pub spin_us: u64,
 }
 
 /// The line `keel start` prints once it serves; tests and scripts read the ports from it.
@@ -43,6 +45,7 @@ pub fn start(s: StartSettings) -> anyhow::Result<()> {
     config.cache_bytes = s.cache_mib << 20;
     config.default_partitions = s.default_partitions;
     config.pin = !s.no_pin;
+    config.spin_before_park = std::time::Duration::from_micros(s.spin_us);
     let (stop_tx, stop_rx) = flume::bounded(1);
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,

@@ -53,6 +53,8 @@ pub struct NodeConfig {
     pub default_partitions: u32,
     /// How long shutdown waits for requests under way.
     pub drain_timeout: Duration,
+    /// How long an idle shard polls for work before its executor sleeps.
+    pub spin_before_park: Duration,
 }
 
 impl NodeConfig {
@@ -67,6 +69,7 @@ impl NodeConfig {
             cache_bytes: 64 << 20,
             default_partitions: 8,
             drain_timeout: Duration::from_secs(10),
+            spin_before_park: Duration::from_micros(50),
         }
     }
 }
@@ -244,7 +247,7 @@ pub fn run(
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("keel-shard-{k}"))
             .io_memory(8 << 20)
-            .spin_before_park(Duration::from_micros(50))
+            .spin_before_park(config.spin_before_park)
             .spawn(move || shard_main(setup));
         match handle {
             Ok(h) => handles.push(h),

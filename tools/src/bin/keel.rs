@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use keel_tools::cli::{self, Action};
 
+/// mimalloc instead of glibc's malloc: a request allocates and frees many small buffers
+/// (decoded items, frames), and glibc spent ~10% of a node's CPU on them (bench/README.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// keel: a partitioned, replicated key-value and document store.
 #[derive(Parser)]
 #[command(version, about)]
@@ -46,6 +51,11 @@ enum Command {
         /// Do not pin shards to CPUs.
         #[arg(long)]
         no_pin: bool,
+        /// How long an idle shard polls for work before it sleeps, microseconds (waking a
+        /// sleeping executor costs ~60 us here; polling costs CPU the other shard or
+        /// clients could use). 0: sleep at once.
+        #[arg(long, default_value_t = 50)]
+        spin_us: u64,
     },
     /// Table and item commands.
     #[command(flatten)]
@@ -122,6 +132,7 @@ fn main() -> anyhow::Result<()> {
             cache_mib,
             default_partitions,
             no_pin,
+            spin_us,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -137,6 +148,7 @@ fn main() -> anyhow::Result<()> {
                 cache_mib,
                 default_partitions,
                 no_pin,
+                spin_us,
             })
         }
         Command::NodeBench {
