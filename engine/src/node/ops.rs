@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use keel_net::codec::{
-    DeleteItem, ErrorCode, ErrorResponse, ExprArgs, GetItem, ItemPage, PutItem, Query,
+    DeleteItem, ErrorCode, ErrorResponse, ExprArgs, GetItem, ItemPage, PutItem, Query, Response,
     ReturnValues, UpdateItem,
 };
 use keel_net::expr::{
@@ -257,18 +257,25 @@ pub async fn get_item(
     engine: &Engine,
     table: &Table,
     req: &GetItem,
-) -> Result<Option<Item>, ErrorResponse> {
+) -> Result<Response, ErrorResponse> {
     let key = key_of(&table.schema, &req.key)?;
     let proj = projection(req.projection.as_ref())?;
     check_usage(&req.args, &refs(&[], proj.as_ref()))?;
     let (_, pid) = locate(table, &key);
-    let item = engine.get(pid, &key).await.map_err(engine_error)?;
-    match (item, &proj) {
-        (Some(item), Some(p)) => p
-            .apply(&item, &attributes(&req.args))
-            .map(Some)
-            .map_err(expr_error),
-        (item, _) => Ok(item),
+    match proj {
+        // The whole item: passed on in its stored encoding, which is its wire encoding.
+        None => engine
+            .get_encoded(pid, &key)
+            .await
+            .map(Response::ItemBytes)
+            .map_err(engine_error),
+        Some(p) => match engine.get(pid, &key).await.map_err(engine_error)? {
+            Some(item) => p
+                .apply(&item, &attributes(&req.args))
+                .map(|item| Response::Item(Some(item)))
+                .map_err(expr_error),
+            None => Ok(Response::Item(None)),
+        },
     }
 }
 

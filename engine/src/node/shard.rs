@@ -319,7 +319,7 @@ impl Shard {
                 Err(err) => Response::Error(err),
             },
             Request::GetItem(r) => match self.table(&r.table) {
-                Ok(t) => reply(ops::get_item(e, &t, &r).await, Response::Item),
+                Ok(t) => reply(ops::get_item(e, &t, &r).await, |answer| answer),
                 Err(err) => Response::Error(err),
             },
             Request::DeleteItem(r) => match self.table(&r.table) {
@@ -526,7 +526,20 @@ impl Shard {
             let mut items = Vec::new();
             let mut retry = Vec::new();
             for k in t.keys {
-                match answers.next() {
+                let answer = match answers.next() {
+                    Some(Response::ItemBytes(Some(bytes))) => match keel_net::decode_item(&bytes) {
+                        Ok(item) => Some(Response::Item(Some(item))),
+                        Err(e) => {
+                            return Err(error(
+                                ErrorCode::Internal,
+                                format!("an item of table {} does not decode: {e}", t.table),
+                            ))
+                        }
+                    },
+                    Some(Response::ItemBytes(None)) => Some(Response::Item(None)),
+                    other => other,
+                };
+                match answer {
                     Some(Response::Item(Some(item))) => {
                         let size = keel_net::item_size_bytes(&item);
                         if bytes + size > BATCH_GET_BYTES_MAX {

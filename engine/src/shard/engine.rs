@@ -608,6 +608,26 @@ impl Engine {
         partition: PartitionId,
         key: &PrimaryKey,
     ) -> Result<Option<Item>, EngineError> {
+        match self.get_encoded(partition, key).await? {
+            None => Ok(None),
+            Some(b) => Ok(Some(decode_item(&b).map_err(|source| {
+                EngineError::CorruptItem {
+                    partition: partition.0,
+                    source,
+                }
+            })?)),
+        }
+    }
+
+    /// The item stored under `key` in its stored encoding (`encode_item`'s bytes), for a
+    /// caller that passes it on without looking inside (GetItem without a projection).
+    /// The bytes come from a page whose crc32c was checked when it was read; unlike
+    /// [`Engine::get`] they are not decoded here.
+    pub async fn get_encoded(
+        &self,
+        partition: PartitionId,
+        key: &PrimaryKey,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
         self.check_alive()?;
         let p = self.partition(partition)?;
         p.schema.check_key(key)?;
@@ -620,15 +640,7 @@ impl Engine {
         };
         // Never answer with a change the log could still lose.
         self.inner.wal.wait_durable(Lsn(seen)).await?;
-        match bytes {
-            None => Ok(None),
-            Some(b) => Ok(Some(decode_item(&b).map_err(|source| {
-                EngineError::CorruptItem {
-                    partition: p.id.0,
-                    source,
-                }
-            })?)),
-        }
+        Ok(bytes)
     }
 
     /// Up to `limit` items (and at most the configured items and bytes per call) with

@@ -24,8 +24,8 @@
 use std::collections::BTreeMap;
 
 use crate::codec::cursor::{
-    put_bool, put_item, put_len, put_option, put_str, put_u16, put_u32, put_u64, put_u8,
-    BodyReader, ITEM_BYTES_MIN, STRING_BYTES_MIN,
+    put_bool, put_encoded_item, put_item, put_len, put_option, put_str, put_u16, put_u32, put_u64,
+    put_u8, BodyReader, ITEM_BYTES_MIN, STRING_BYTES_MIN,
 };
 use crate::codec::error::CodecError;
 use crate::codec::frame::{begin_frame, finish_frame, Frame, Opcode};
@@ -101,7 +101,7 @@ pub fn response_opcode(response: &Response) -> Opcode {
         Response::HelloOk(_) => Opcode::HelloOk,
         Response::Table(_) => Opcode::Table,
         Response::TableNames { .. } => Opcode::TableNames,
-        Response::Item(_) => Opcode::Item,
+        Response::Item(_) | Response::ItemBytes(_) => Opcode::Item,
         Response::Items(_) => Opcode::Items,
         Response::BatchGet(_) => Opcode::BatchGet,
         Response::BatchWrite { .. } => Opcode::BatchWrite,
@@ -327,6 +327,7 @@ fn encode_response_body(response: &Response, out: &mut Vec<u8>) {
             put_option(out, last.as_deref(), put_str);
         }
         Response::Item(item) => put_option(out, item.as_ref(), put_item),
+        Response::ItemBytes(bytes) => put_option(out, bytes.as_deref(), put_encoded_item),
         Response::Items(page) => {
             put_len(out, page.items.len());
             for item in &page.items {

@@ -69,6 +69,17 @@ pub(crate) fn put_item(out: &mut Vec<u8>, item: &Item) {
     }
 }
 
+/// Writes an item already in `encode_item`'s form exactly as [`put_item`] writes one.
+pub(crate) fn put_encoded_item(out: &mut Vec<u8>, encoded: &[u8]) {
+    assert!(
+        encoded.len() <= u32::MAX as usize,
+        "item of {} bytes overflows u32",
+        encoded.len()
+    );
+    put_u32(out, encoded.len() as u32);
+    out.extend_from_slice(encoded);
+}
+
 pub(crate) fn put_option<T>(out: &mut Vec<u8>, value: Option<&T>, put: impl Fn(&mut Vec<u8>, &T))
 where
     T: ?Sized,

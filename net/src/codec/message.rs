@@ -387,6 +387,10 @@ pub enum Response {
     /// The answer to GetItem (the item, if found) and to PutItem, DeleteItem and
     /// UpdateItem (the attributes asked for by `return_values`, if any).
     Item(Option<Item>),
+    /// GetItem's answer with the item still in its stored encoding (`encode_item`'s
+    /// bytes), so that a node need not decode and re-encode it: it goes on the wire
+    /// byte for byte as [`Response::Item`], and decoding it yields a `Response::Item`.
+    ItemBytes(Option<Vec<u8>>),
     /// The answer to Query and Scan.
     Items(ItemPage),
     /// The answer to BatchGetItem.

@@ -85,6 +85,23 @@ proptest! {
         prop_assert!(decode_request(&frame).is_err());
     }
 
+    /// A node answers GetItem with the item's stored encoding: on the wire that must be
+    /// the very bytes of the decoded item's answer, and it must decode to that item.
+    #[test]
+    fn an_item_in_its_stored_encoding_goes_out_as_the_item(
+        item in proptest::option::of(crate::model::tests::strategies::item()),
+        id in any::<u64>(),
+    ) {
+        let encoded = item.as_ref().map(|i| {
+            let mut out = Vec::new();
+            crate::model::encode_item(i, &mut out);
+            out
+        });
+        let bytes = response_bytes(id, &Response::ItemBytes(encoded));
+        prop_assert_eq!(&bytes, &response_bytes(id, &Response::Item(item.clone())));
+        prop_assert_eq!(decode_response(&frame_of(&bytes)).unwrap(), Response::Item(item));
+    }
+
     #[test]
     fn every_truncated_or_extended_request_body_is_an_error(request in request()) {
         let frame = frame_of(&request_bytes(7, &request));
