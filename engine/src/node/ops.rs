@@ -214,6 +214,8 @@ pub async fn update_item(
     let attrs = attributes(&req.args);
     update.check(&table.schema, &attrs).map_err(expr_error)?;
     let (_, pid) = locate(table, &key);
+    // The new item is kept (a copy) only when the answer shows it.
+    let keep_new = !matches!(req.return_values, ReturnValues::None | ReturnValues::AllOld);
     let mut new_item = None;
     let old = engine
         .modify(pid, &key, |old| {
@@ -221,7 +223,9 @@ pub async fn update_item(
             let new = update
                 .apply(old, &key, &table.schema, &attrs)
                 .map_err(|e| EngineError::Refused(e.to_string()))?;
-            new_item = Some(new.clone());
+            if keep_new {
+                new_item = Some(new.clone());
+            }
             Ok(Decision::Put(new))
         })
         .await

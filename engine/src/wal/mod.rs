@@ -3,7 +3,8 @@
 //! # Design
 //! - **Segments** (`segment.rs`): fixed-size files opened with O_DIRECT, pre-written with
 //!   zeros once or recycled from released segments, so that a durable write never
-//!   allocates blocks. They are opened O_DSYNC: a write returns once durable. Block 0 is a header (sequence, first LSN, retained LSN); batches follow.
+//!   allocates blocks. They are opened O_DSYNC: a write returns once durable. Block 0 is
+//!   a header (sequence, first LSN, retained LSN); batches follow.
 //! - **Records** (`record.rs`): header (crc32c, length, LSN, batch LSN, group, term, index,
 //!   frame, kind) and payload, packed at 8-byte alignment. LSNs count records, +1 each.
 //! - **Group commit** (`batch.rs`, `writer.rs`): appenders copy their record into the open

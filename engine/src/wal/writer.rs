@@ -1082,9 +1082,9 @@ mod tests {
             });
     }
 
-    /// fsyncgate: after a failed durable write (O_DSYNC, or an fdatasync) the kernel may have
-    /// dropped the dirty pages and a retry would report success. So the WAL never retries: the failed batch's appends
-    /// and every later one fail, and close reports it.
+    /// fsyncgate: after a failed durable write (O_DSYNC, or an fdatasync) the kernel may
+    /// have dropped the dirty pages and a retry would report success. So the WAL never
+    /// retries: the failed batch's appends and every later one fail, and close reports it.
     #[test]
     fn failed_fdatasync_fails_the_wal_for_good() {
         with_wal_options(|options| async move {
