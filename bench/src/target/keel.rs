@@ -43,11 +43,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keel_net::client::{typed, Client, ClientError, ClientOptions, Route, Router};
+use keel_net::client::{connect_tcp, typed, Client, ClientError, ClientOptions, Route, Router};
 use keel_net::codec::{
     decode_response, encode_request, hello, response_opcode, CreateTable, ErrorCode, ExprArgs,
     FrameDecoder, GetItem, HelloOk, PutItem, Request, Response, ReturnValues, Scan, UpdateItem,
@@ -166,17 +166,7 @@ impl<S: Read + Write> Socket<S> {
     }
 
     fn io(&self, op: &'static str, source: std::io::Error) -> DriverError {
-        match source.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => DriverError::Timeout {
-                addr: self.addr.clone(),
-                timeout_ms: self.timeout_ms,
-            },
-            _ => DriverError::Io {
-                op,
-                addr: self.addr.clone(),
-                source,
-            },
-        }
+        DriverError::from_socket(op, &self.addr, self.timeout_ms, source)
     }
 
     fn protocol(&self, message: String) -> DriverError {
@@ -273,27 +263,8 @@ fn open_socket(
         let addr = addr.to_owned();
         move |source| DriverError::Io { op, addr, source }
     };
-    let connect_timeout = ClientOptions::default().connect_timeout;
-    let mut stream = None;
-    let mut last_error = None;
-    for socket_addr in addr.to_socket_addrs().map_err(io("resolve"))? {
-        match TcpStream::connect_timeout(&socket_addr, connect_timeout) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last_error = Some(e),
-        }
-    }
-    let stream = match (stream, last_error) {
-        (Some(stream), _) => stream,
-        (None, Some(e)) => return Err(io("connect")(e)),
-        (None, None) => {
-            let e = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-            return Err(io("resolve")(e));
-        }
-    };
-    stream.set_nodelay(true).map_err(io("set_nodelay"))?;
+    let stream =
+        connect_tcp(addr, ClientOptions::default().connect_timeout).map_err(|(op, e)| io(op)(e))?;
     stream
         .set_read_timeout(Some(timeout))
         .map_err(io("set_read_timeout"))?;

@@ -65,6 +65,27 @@ pub enum DriverError {
 }
 
 impl DriverError {
+    /// A socket error of `op` against `addr`: a read that timed out (`timeout_ms`) is a
+    /// [`DriverError::Timeout`], anything else [`DriverError::Io`].
+    pub fn from_socket(
+        op: &'static str,
+        addr: &str,
+        timeout_ms: u64,
+        source: std::io::Error,
+    ) -> DriverError {
+        match source.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => DriverError::Timeout {
+                addr: addr.to_owned(),
+                timeout_ms,
+            },
+            _ => DriverError::Io {
+                op,
+                addr: addr.to_owned(),
+                source,
+            },
+        }
+    }
+
     /// The error kind counted for the operations it failed.
     pub fn kind(&self) -> &'static str {
         match self {

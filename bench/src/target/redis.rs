@@ -138,17 +138,7 @@ impl RedisConnection {
     }
 
     fn io(&self, op: &'static str, source: std::io::Error) -> DriverError {
-        match source.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => DriverError::Timeout {
-                addr: self.addr.clone(),
-                timeout_ms: self.timeout_ms,
-            },
-            _ => DriverError::Io {
-                op,
-                addr: self.addr.clone(),
-                source,
-            },
-        }
+        DriverError::from_socket(op, &self.addr, self.timeout_ms, source)
     }
 
     /// Encodes `HSET key` with the given fields' names and fresh values.

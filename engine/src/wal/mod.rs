@@ -12,8 +12,8 @@
 //!   (adds a `BatchEnd` frame, pads to 4 KiB), writes it with one O_DSYNC DMA write (no
 //!   separate fdatasync: one I/O round trip per batch), then wakes its appenders. While a
 //!   flush is in flight the next batch fills; the flusher takes it as soon as the write
-//!   returns. No timers. At most two batch
-//!   buffers exist; when the open batch is full, appenders wait for it to be taken.
+//!   returns. No timers. At most two batch buffers exist; when the open batch is full,
+//!   appenders wait for it to be taken.
 //! - **Rotation**: a batch that does not fit the current segment goes to a spare, whose new
 //!   header is written and fdatasynced first. A spare is kept ready in the background
 //!   (`WalStats::rotation_stalls` counts rotations that had to pre-write one inline).

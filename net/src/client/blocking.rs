@@ -88,6 +88,32 @@ struct Connection {
     request_timeout: Duration,
 }
 
+/// Connects a std TCP socket to the first address `addr` resolves to that accepts within
+/// `timeout`, with TCP_NODELAY; an error names the step that failed (`resolve`,
+/// `connect`, `set_nodelay`).
+pub fn connect_tcp(
+    addr: &str,
+    timeout: Duration,
+) -> Result<TcpStream, (&'static str, std::io::Error)> {
+    let mut last_error = None;
+    for socket_addr in addr.to_socket_addrs().map_err(|e| ("resolve", e))? {
+        match TcpStream::connect_timeout(&socket_addr, timeout) {
+            Ok(stream) => {
+                stream.set_nodelay(true).map_err(|e| ("set_nodelay", e))?;
+                return Ok(stream);
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(match last_error {
+        Some(e) => ("connect", e),
+        None => (
+            "resolve",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+        ),
+    })
+}
+
 impl Connection {
     /// Connects to `addr`, starts the reader thread and exchanges Hello.
     fn open(
@@ -98,26 +124,7 @@ impl Connection {
             let addr = addr.to_owned();
             move |source| ClientError::Io { op, addr, source }
         };
-        let mut last_error = None;
-        let mut stream = None;
-        for socket_addr in addr.to_socket_addrs().map_err(io("resolve"))? {
-            match TcpStream::connect_timeout(&socket_addr, options.connect_timeout) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        let stream = match (stream, last_error) {
-            (Some(stream), _) => stream,
-            (None, Some(e)) => return Err(io("connect")(e)),
-            (None, None) => {
-                let e = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-                return Err(io("resolve")(e));
-            }
-        };
-        stream.set_nodelay(true).map_err(io("set_nodelay"))?;
+        let stream = connect_tcp(addr, options.connect_timeout).map_err(|(op, e)| io(op)(e))?;
         // A node that stops reading must not hold the writer lock forever.
         stream
             .set_write_timeout(Some(options.request_timeout))

@@ -25,7 +25,7 @@ pub mod typed;
 mod tests;
 
 pub use self::glommio::{AsyncClient, AsyncPending};
-pub use blocking::{Client, Pending};
+pub use blocking::{connect_tcp, Client, Pending};
 pub use route::{Route, Router};
 
 /// Settings of a client.
