@@ -146,4 +146,16 @@ fn pipelined_requests_on_a_two_shard_node() {
     }
     stop_tx.send(()).unwrap();
     node.join().unwrap().unwrap();
+    // A stopped node has closed its clients' connections: a read sees the end of the
+    // stream at once instead of waiting out its timeout.
+    use std::io::Read;
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match c.stream.read(&mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a stopped node's connection is still open: {other:?}"),
+    }
 }

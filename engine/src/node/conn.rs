@@ -104,6 +104,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         in_flight: Cell::new(0),
     });
     let writer_task = glommio::spawn_local(write_loop(outbox.clone(), writer));
+    shard.connections.set(shard.connections.get() + 1);
     let mut decoder = FrameDecoder::new(FRAME_BODY_BYTES_MAX);
     let mut buf = vec![0u8; READ_BYTES];
     let mut greeted = false;
@@ -117,12 +118,24 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 outbox
                     .wait_until(|o| o.buf.borrow().len() < OUTBOX_BYTES_MAX || o.closed.get())
                     .await;
-                match reader.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
+                let hang_up = shard.hang_up.listen();
+                if shard.hung_up.get() {
+                    break;
+                }
+                let read =
+                    futures_lite::future::or(async { Some(reader.read(&mut buf).await) }, async {
+                        hang_up.await;
+                        None
+                    });
+                match read.await {
+                    Some(Ok(0) | Err(_)) => break,
+                    Some(Ok(n)) => {
                         decoder.feed(buf.get(..n).unwrap_or_default());
                         continue;
                     }
+                    // The node closes: what the client sent since is not read (not
+                    // applied), and it sees the end of the stream.
+                    None => break,
                 }
             }
             Err(e) => {
@@ -207,4 +220,6 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     outbox.closed.set(true);
     outbox.changed.notify(usize::MAX);
     writer_task.await;
+    shard.connections.set(shard.connections.get() - 1);
+    shard.connection_ended.notify(usize::MAX);
 }

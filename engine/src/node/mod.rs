@@ -433,6 +433,10 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
         in_flight: Cell::new(0),
         closing: Cell::new(false),
         idle: Event::new(),
+        hung_up: Cell::new(false),
+        hang_up: Event::new(),
+        connections: Cell::new(0),
+        connection_ended: Event::new(),
     });
     for (_, rx) in receivers.streams() {
         let shard = shard.clone();
@@ -485,6 +489,20 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
             Ok(_) => {}
         }
     }
+    // Every shard is drained: hang up on the clients (they see the end of the stream, not
+    // a silent socket), then close the engine.
+    shard.hung_up.set(true);
+    shard.hang_up.notify(usize::MAX);
+    let hung_up = async {
+        loop {
+            let l = shard.connection_ended.listen();
+            if shard.connections.get() == 0 {
+                break;
+            }
+            l.await;
+        }
+    };
+    futures_lite::future::or(hung_up, glommio::timer::sleep(s.config.drain_timeout)).await;
     close(engine).await
 }
 

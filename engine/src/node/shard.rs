@@ -122,6 +122,14 @@ pub struct Shard {
     pub closing: Cell<bool>,
     /// Fired when `in_flight` drops to zero.
     pub idle: Event,
+    /// Set when the node closes after draining: connections stop reading and close.
+    pub hung_up: Cell<bool>,
+    /// Fired once, when `hung_up` is set.
+    pub hang_up: Event,
+    /// Client connections open on this shard.
+    pub connections: Cell<usize>,
+    /// Fired whenever a connection ends.
+    pub connection_ended: Event,
 }
 
 /// Counts a client request in flight while it lives.
