@@ -471,15 +471,7 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
     }
     shard.closing.set(true);
     closing.notify(usize::MAX);
-    let drained = async {
-        loop {
-            let l = shard.idle.listen();
-            if shard.in_flight.get() == 0 {
-                break;
-            }
-            l.await;
-        }
-    };
+    let drained = wait_until(&shard.idle, || shard.in_flight.get() == 0);
     let timeout = glommio::timer::sleep(s.config.drain_timeout);
     futures_lite::future::or(drained, timeout).await;
     send(Report::Drained);
@@ -493,17 +485,20 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
     // a silent socket), then close the engine.
     shard.hung_up.set(true);
     shard.hang_up.notify(usize::MAX);
-    let hung_up = async {
-        loop {
-            let l = shard.connection_ended.listen();
-            if shard.connections.get() == 0 {
-                break;
-            }
-            l.await;
-        }
-    };
+    let hung_up = wait_until(&shard.connection_ended, || shard.connections.get() == 0);
     futures_lite::future::or(hung_up, glommio::timer::sleep(s.config.drain_timeout)).await;
     close(engine).await
+}
+
+/// Resolves once `done` holds, checking it again whenever `changed` fires.
+async fn wait_until(changed: &Event, done: impl Fn() -> bool) {
+    loop {
+        let l = changed.listen();
+        if done() {
+            return;
+        }
+        l.await;
+    }
 }
 
 async fn close(engine: Engine) -> Result<(), String> {
