@@ -47,11 +47,13 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keel_net::client::{connect_tcp, typed, Client, ClientError, ClientOptions, Route, Router};
+use keel_net::client::{
+    connect_tcp, encode_checked, typed, Client, ClientError, ClientOptions, Route, Router,
+};
 use keel_net::codec::{
-    decode_response, encode_request, hello, response_opcode, CreateTable, ErrorCode, ExprArgs,
-    FrameDecoder, GetItem, HelloOk, PutItem, Request, Response, ReturnValues, Scan, UpdateItem,
-    FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES,
+    decode_response, hello, response_opcode, CreateTable, ErrorCode, ExprArgs, FrameDecoder,
+    GetItem, HelloOk, PutItem, Request, Response, ReturnValues, Scan, UpdateItem,
+    FRAME_BODY_BYTES_MAX,
 };
 use keel_net::model::{Item, KeyAttribute, KeySchema, KeyType, Value};
 
@@ -179,13 +181,8 @@ impl<S: Read + Write> Socket<S> {
     /// Encodes `request` into the write buffer and returns its request id; `None` (and
     /// nothing queued) when its body exceeds the frame limit.
     fn queue(&mut self, request: &Request) -> Option<u64> {
-        let start = self.out.len();
         let id = self.next_id;
-        encode_request(id, request, &mut self.out);
-        if self.out.len() - start - FRAME_HEADER_BYTES > FRAME_BODY_BYTES_MAX as usize {
-            self.out.truncate(start);
-            return None;
-        }
+        encode_checked(id, request, &mut self.out).ok()?;
         self.next_id += 1;
         Some(id)
     }

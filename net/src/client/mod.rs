@@ -118,17 +118,18 @@ impl ClientError {
     }
 }
 
-/// Encodes `request` as frame `request_id` into `out` (cleared first), refusing a body
-/// over the frame limit before anything is sent.
-pub(crate) fn encode_checked(
+/// Appends `request` as frame `request_id` to `out`, refusing a body over the frame limit
+/// before anything is sent (`out` is then left as it was).
+pub fn encode_checked(
     request_id: u64,
     request: &crate::codec::Request,
     out: &mut Vec<u8>,
 ) -> Result<(), ClientError> {
-    out.clear();
+    let start = out.len();
     crate::codec::encode_request(request_id, request, out);
-    let body_bytes = out.len() - crate::codec::FRAME_HEADER_BYTES;
+    let body_bytes = out.len() - start - crate::codec::FRAME_HEADER_BYTES;
     if body_bytes > crate::codec::FRAME_BODY_BYTES_MAX as usize {
+        out.truncate(start);
         return Err(ClientError::RequestTooLarge {
             body_bytes,
             max: crate::codec::FRAME_BODY_BYTES_MAX,
