@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use keel_engine::error::StorageError;
 use keel_engine::shard::{
-    Condition, Decision, Engine, EngineError, EngineOptions, KeyRange, PartitionId, SortCondition,
+    Condition, Decision, Engine, EngineError, EngineOptions, KeyRange, OldItem, PartitionId,
+    SortCondition,
 };
 use keel_net::{Item, KeyAttribute, KeySchema, KeyType, KeyValue, Number, PrimaryKey, Value};
 use proptest::prelude::*;
@@ -221,6 +222,63 @@ fn modify_reads_decides_and_writes_atomically() {
         // What modify wrote survives a reopen (replayed or checkpointed).
         let e = Engine::open(options(&path)).await.unwrap();
         assert_eq!(e.get(P, &key("c", 1)).await.unwrap(), None);
+        e.close().await.unwrap();
+    });
+}
+
+#[test]
+fn blind_writes_skip_the_old_item_but_not_its_existence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(async move {
+        let e = Engine::open(options(&path)).await.unwrap();
+        e.create_partition(P, schema()).await.unwrap();
+        let put = |note: &'static str, c: Condition| {
+            let e = e.clone();
+            async move { e.put_with(P, &item("b", 1, note), &c, OldItem::Skip).await }
+        };
+        // A blind put writes and returns nothing, replacing or not.
+        assert_eq!(put("one", Condition::Always).await.unwrap(), None);
+        assert_eq!(put("two", Condition::Always).await.unwrap(), None);
+        assert_eq!(
+            e.get(P, &key("b", 1)).await.unwrap(),
+            Some(item("b", 1, "two"))
+        );
+        // A condition still sees the stored item, though the answer leaves it out.
+        let r = put("three", Condition::Absent).await;
+        assert!(matches!(r, Err(EngineError::ConditionFailed)), "{r:?}");
+        let equals = |v: &str| Condition::AttributeEquals {
+            name: "note".into(),
+            value: Value::S(v.into()),
+        };
+        assert_eq!(put("three", equals("two")).await.unwrap(), None);
+        assert!(matches!(
+            put("four", equals("two")).await,
+            Err(EngineError::ConditionFailed)
+        ));
+        // A blind delete removes what exists, and logs nothing when nothing does.
+        let delete = || {
+            let e = e.clone();
+            async move {
+                e.modify_with(P, &key("b", 1), OldItem::Skip, |old| {
+                    assert_eq!(old, None, "a skipped old item is not shown");
+                    Ok(Decision::Delete)
+                })
+                .await
+            }
+        };
+        assert_eq!(delete().await.unwrap(), None);
+        assert_eq!(e.get(P, &key("b", 1)).await.unwrap(), None);
+        let logged = e.wal_stats().records;
+        assert_eq!(delete().await.unwrap(), None);
+        assert_eq!(
+            e.wal_stats().records,
+            logged,
+            "a delete of nothing logs nothing"
+        );
+        e.close().await.unwrap();
+        let e = Engine::open(options(&path)).await.unwrap();
+        assert_eq!(e.get(P, &key("b", 1)).await.unwrap(), None);
         e.close().await.unwrap();
     });
 }

@@ -22,7 +22,7 @@ use keel_net::{
 };
 
 use super::catalog::{partition_id, Table};
-use crate::shard::{Decision, Engine, EngineError, KeyRange, PartitionId, ScanPage};
+use crate::shard::{Decision, Engine, EngineError, KeyRange, OldItem, PartitionId, ScanPage};
 
 /// An error answer.
 pub fn error(code: ErrorCode, message: impl Into<String>) -> ErrorResponse {
@@ -137,6 +137,16 @@ fn holds(cond: &Option<Condition>, old: Option<&Item>, args: &ExprArgs) -> Resul
     }
 }
 
+/// What a PutItem or DeleteItem reads of the item it replaces: nothing when it has no
+/// condition and returns nothing (a blind write).
+fn old_needed(cond: &Option<Condition>, rv: ReturnValues) -> OldItem {
+    if cond.is_none() && rv == ReturnValues::None {
+        OldItem::Skip
+    } else {
+        OldItem::Decode
+    }
+}
+
 fn only_none_or_all_old(rv: ReturnValues, op: &str) -> Result<(), ErrorResponse> {
     match rv {
         ReturnValues::None | ReturnValues::AllOld => Ok(()),
@@ -163,7 +173,7 @@ pub async fn put_item(
     let (_, pid) = locate(table, &key);
     let item = req.item.clone();
     let old = engine
-        .modify(pid, &key, |old| {
+        .modify_with(pid, &key, old_needed(&cond, req.return_values), |old| {
             holds(&cond, old, &req.args)?;
             Ok(Decision::Put(item))
         })
@@ -187,7 +197,7 @@ pub async fn delete_item(
     check_usage(&req.args, &refs(&[&cond], None))?;
     let (_, pid) = locate(table, &key);
     let old = engine
-        .modify(pid, &key, |old| {
+        .modify_with(pid, &key, old_needed(&cond, req.return_values), |old| {
             holds(&cond, old, &req.args)?;
             Ok(Decision::Delete)
         })

@@ -95,6 +95,16 @@ pub enum Decision {
     Keep,
 }
 
+/// What a write reads of the item it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldItem {
+    /// Decode it: the decision looks at it, and the write returns it.
+    Decode,
+    /// Leave it undecoded: the decision sees `None` and the write returns `None`. For
+    /// blind writes (no condition, no ReturnValues), which then skip building the item.
+    Skip,
+}
+
 /// A decided change, with the new item already encoded.
 enum Change {
     Put(Vec<u8>),
@@ -442,6 +452,23 @@ impl Engine {
         item: &Item,
         condition: &Condition,
     ) -> Result<Option<Item>, EngineError> {
+        self.put_with(partition, item, condition, OldItem::Decode)
+            .await
+    }
+
+    /// [`Engine::put`]; with [`OldItem::Skip`] the replaced item is not decoded (unless
+    /// `condition` looks at it) and `None` is returned: a blind write's fast path.
+    pub async fn put_with(
+        &self,
+        partition: PartitionId,
+        item: &Item,
+        condition: &Condition,
+        old: OldItem,
+    ) -> Result<Option<Item>, EngineError> {
+        let read_old = match condition {
+            Condition::Always => old,
+            _ => OldItem::Decode,
+        };
         let p = self.partition(partition)?;
         keel_net::validate_item(item)?;
         let key = p.schema.key_of(item)?;
@@ -449,14 +476,16 @@ impl Engine {
         encode_storage_key(&key, &mut skey);
         let mut value = Vec::new();
         encode_item(item, &mut value);
-        self.write(&p, &skey, |old| {
-            if condition.holds(old) {
-                Ok(Change::Put(value))
-            } else {
-                Err(EngineError::ConditionFailed)
-            }
-        })
-        .await
+        let replaced = self
+            .write(&p, &skey, read_old, |old| {
+                if condition.holds(old) {
+                    Ok(Change::Put(value))
+                } else {
+                    Err(EngineError::ConditionFailed)
+                }
+            })
+            .await?;
+        Ok(replaced.filter(|_| old == OldItem::Decode))
     }
 
     /// Removes the item under `key` if `condition` holds for it; returns the removed item.
@@ -471,7 +500,7 @@ impl Engine {
         p.schema.check_key(key)?;
         let mut skey = Vec::new();
         encode_storage_key(key, &mut skey);
-        self.write(&p, &skey, |old| {
+        self.write(&p, &skey, OldItem::Decode, |old| {
             if condition.holds(old) {
                 Ok(Change::Delete)
             } else {
@@ -492,12 +521,26 @@ impl Engine {
         key: &PrimaryKey,
         decide: impl FnOnce(Option<&Item>) -> Result<Decision, EngineError>,
     ) -> Result<Option<Item>, EngineError> {
+        self.modify_with(partition, key, OldItem::Decode, decide)
+            .await
+    }
+
+    /// [`Engine::modify`], reading of the stored item only what `old` says: with
+    /// [`OldItem::Skip`], `decide` sees `None` and `None` is returned (a Delete still
+    /// writes only if an item exists).
+    pub async fn modify_with(
+        &self,
+        partition: PartitionId,
+        key: &PrimaryKey,
+        old: OldItem,
+        decide: impl FnOnce(Option<&Item>) -> Result<Decision, EngineError>,
+    ) -> Result<Option<Item>, EngineError> {
         let p = self.partition(partition)?;
         p.schema.check_key(key)?;
         let mut skey = Vec::new();
         encode_storage_key(key, &mut skey);
         let schema = &p.schema;
-        self.write(&p, &skey, |old| match decide(old)? {
+        self.write(&p, &skey, old, |old| match decide(old)? {
             Decision::Keep => Ok(Change::Keep),
             Decision::Delete => Ok(Change::Delete),
             Decision::Put(item) => {
@@ -518,6 +561,7 @@ impl Engine {
         &self,
         p: &Partition,
         key: &[u8],
+        read_old: OldItem,
         decide: impl FnOnce(Option<&Item>) -> Result<Change, EngineError>,
     ) -> Result<Option<Item>, EngineError> {
         self.check_alive()?;
@@ -548,17 +592,21 @@ impl Engine {
             }
         };
         // Decoded straight from the leaf (an inline value is not copied first).
-        let old = match p.tree.seek_value(&seek, decode_item).await? {
-            Some(decoded) => Some(decoded.map_err(|source| EngineError::CorruptItem {
-                partition: p.id.0,
-                source,
-            })?),
-            None => None,
+        let old = match read_old {
+            OldItem::Skip => None,
+            OldItem::Decode => match p.tree.seek_value(&seek, decode_item).await? {
+                Some(decoded) => Some(decoded.map_err(|source| EngineError::CorruptItem {
+                    partition: p.id.0,
+                    source,
+                })?),
+                None => None,
+            },
         };
+        let exists = seek.found();
         let decided = decide(old.as_ref());
         let m = match &decided {
             Ok(Change::Put(value)) => Mutation::Put { key, value },
-            Ok(Change::Delete) if old.is_some() => Mutation::Delete { key },
+            Ok(Change::Delete) if exists => Mutation::Delete { key },
             _ => {
                 // Nothing to write (a refusal, a delete of nothing, a keep): an answer
                 // read from the tree, so like a read it waits until what it saw is durable.

@@ -13,7 +13,7 @@ pub mod partition_meta;
 pub mod range;
 
 pub use condition::Condition;
-pub use engine::{Decision, Engine, EngineOptions, EngineStats, PartitionId, ScanPage};
+pub use engine::{Decision, Engine, EngineOptions, EngineStats, OldItem, PartitionId, ScanPage};
 pub use keel_net::SortCondition;
 pub use range::KeyRange;
 
