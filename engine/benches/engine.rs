@@ -4,6 +4,10 @@
 //! latency distribution (p50, p99, p99.9, max) from an HDR histogram, and the WAL's
 //! records per fdatasync.
 //!
+//! Knobs (environment): `KEEL_BENCH_SPIN_US` (the executor's spin before parking, default
+//! 0) and `KEEL_BENCH_CKPT_MIB` (WAL bytes between checkpoints, default 64; a large value
+//! keeps checkpoint write-backs out of the put figures).
+//!
 //! Expected figures, sketched first: a put costs a tree edit (~2-5 us in cache) plus its
 //! share of one write + fdatasync (~90-300 us here); with n writers in lock step one
 //! fdatasync serves ~n puts, so throughput approaches n / (fdatasync + n * edit) until the
@@ -51,11 +55,16 @@ fn key(i: u64) -> PrimaryKey {
     }
 }
 
-fn executor() -> LocalExecutor {
-    let spin_us = std::env::var("KEEL_BENCH_SPIN_US")
+/// A knob from the environment, or its default.
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+        .unwrap_or(default)
+}
+
+fn executor() -> LocalExecutor {
+    let spin_us = env_or("KEEL_BENCH_SPIN_US", 0);
     LocalExecutorBuilder::new(Placement::Unbound)
         .io_memory(8 << 20)
         .spin_before_park(Duration::from_micros(spin_us))
@@ -69,7 +78,7 @@ fn open(ex: &LocalExecutor, dir: &std::path::Path, cache_bytes: usize) -> Engine
         let mut o = EngineOptions::new(path);
         o.cache_bytes = cache_bytes;
         o.wal_segment_bytes = 32 << 20;
-        o.checkpoint_wal_bytes = 64 << 20;
+        o.checkpoint_wal_bytes = env_or("KEEL_BENCH_CKPT_MIB", 64) << 20;
         let e = Engine::open(o).await.unwrap();
         if e.partitions().is_empty() {
             e.create_partition(
@@ -120,14 +129,17 @@ fn puts(c: &mut Criterion) {
         let hist = Rc::new(RefCell::new(Histogram::<u64>::new(3).unwrap()));
         let before = engine.wal_stats();
         let cache_before = engine.cache_stats();
-        let cpu_before = thread_cpu();
+        // Executor CPU inside the timed runs only (criterion's analysis runs on this
+        // thread too).
+        let cpu = Rc::new(RefCell::new(Duration::ZERO));
         group.bench_with_input(
             BenchmarkId::from_parameter(writers),
             &writers,
             |b, &writers| {
                 b.iter_custom(|iters| {
                     let (engine, hist, next) = (engine.clone(), hist.clone(), next.clone());
-                    ex.run(async move {
+                    let cpu_before = thread_cpu();
+                    let elapsed = ex.run(async move {
                         let per_task = iters.div_ceil(writers);
                         let start = Instant::now();
                         let tasks: Vec<_> = (0..writers)
@@ -165,13 +177,15 @@ fn puts(c: &mut Criterion) {
                         start
                             .elapsed()
                             .mul_f64(iters as f64 / (per_task * writers) as f64)
-                    })
+                    });
+                    *cpu.borrow_mut() += thread_cpu() - cpu_before;
+                    elapsed
                 });
             },
         );
         let after = engine.wal_stats();
         let cache_after = engine.cache_stats();
-        let cpu = thread_cpu() - cpu_before;
+        let cpu = *cpu.borrow();
         let ops = hist.borrow().len().max(1);
         eprintln!(
             "put writers={writers}: cache misses {}, evictions {}, write-backs {}",
