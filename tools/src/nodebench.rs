@@ -1,6 +1,8 @@
 //! `keel node-bench`: GetItem or PutItem requests/s and latency against a running node,
-//! from the glommio native client on one executor (closed loop: `connections` clients,
-//! each with `in_flight` requests outstanding). The figure issue 3 asks for, beside
+//! from the glommio native client (closed loop: `connections` clients, each with
+//! `in_flight` requests outstanding), on one executor or split over `threads` executors
+//! (thread `t` pinned to CPU `t`, so that on a small machine the generator does not crowd
+//! onto one CPU beside one shard). The figure issue 3 asks for, beside
 //! `keel tcp-pingpong` measured in the same session.
 
 use std::cell::RefCell;
@@ -35,8 +37,10 @@ pub struct NodeBenchSettings {
     pub warmup: Duration,
     /// Measured time.
     pub duration: Duration,
-    /// Pin the generator to this CPU.
+    /// Pin the generator to this CPU (one thread only).
     pub cpu: Option<usize>,
+    /// Generator threads, each with its own executor and a share of the clients.
+    pub threads: usize,
 }
 
 const TABLE: &str = "node_bench";
@@ -73,19 +77,70 @@ fn request(op: &str, k: u64, value_bytes: usize) -> Request {
 /// Runs the benchmark and prints its figures.
 pub fn run(s: NodeBenchSettings) -> anyhow::Result<()> {
     anyhow::ensure!(s.op == "get" || s.op == "put", "--op is get or put");
-    let placement = match s.cpu {
+    anyhow::ensure!(
+        s.threads >= 1 && s.threads <= s.connections,
+        "--threads is between 1 and --connections"
+    );
+    anyhow::ensure!(
+        s.threads == 1 || s.cpu.is_none(),
+        "--cpu pins a single generator thread"
+    );
+    executor(s.cpu, "keel-node-bench")?.run(setup(s.clone()))?;
+    let measure_from = Instant::now() + s.warmup;
+    let threads: Vec<_> = (0..s.threads)
+        .map(|t| {
+            let s = s.clone();
+            let clients: Vec<usize> = (0..s.connections).filter(|c| c % s.threads == t).collect();
+            let cpu = if s.threads > 1 { Some(t) } else { s.cpu };
+            std::thread::Builder::new()
+                .name(format!("keel-node-bench-{t}"))
+                .spawn(move || {
+                    executor(cpu, "keel-node-bench")?.run(measure(s, clients, measure_from))
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut errors = 0;
+    for t in threads {
+        let (h, e) = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("a generator thread panicked"))??;
+        hist.add(&h)?;
+        errors += e;
+    }
+    let secs = s.duration.as_secs_f64();
+    println!(
+        "{} {} B values, {} clients x {} in flight ({} generator threads): {:.0} requests/s, \
+         p50 {} us, p99 {} us, p99.9 {} us, max {} us, errors {}",
+        s.op,
+        s.value_bytes,
+        s.connections,
+        s.in_flight,
+        s.threads,
+        hist.len() as f64 / secs,
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.99),
+        hist.value_at_quantile(0.999),
+        hist.max(),
+        errors
+    );
+    Ok(())
+}
+
+fn executor(cpu: Option<usize>, name: &str) -> anyhow::Result<glommio::LocalExecutor> {
+    let placement = match cpu {
         Some(c) => glommio::Placement::Fixed(c),
         None => glommio::Placement::Unbound,
     };
-    let ex = glommio::LocalExecutorBuilder::new(placement)
-        .name("keel-node-bench")
+    glommio::LocalExecutorBuilder::new(placement)
+        .name(name)
         .io_memory(1 << 20)
         .make()
-        .map_err(|e| anyhow::anyhow!("executor: {e}"))?;
-    ex.run(bench(s))
+        .map_err(|e| anyhow::anyhow!("executor: {e}"))
 }
 
-async fn bench(s: NodeBenchSettings) -> anyhow::Result<()> {
+/// Creates the table and, for `get`, loads the items.
+async fn setup(s: NodeBenchSettings) -> anyhow::Result<()> {
     let setup = AsyncClient::connect(&s.endpoint, ClientOptions::default())
         .await
         .with_context(|| format!("connecting to {}", s.endpoint))?;
@@ -119,14 +174,23 @@ async fn bench(s: NodeBenchSettings) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
+    Ok(())
+}
+
+/// Drives `clients` (indexes into the settings' clients) from `measure_from` for the
+/// measured time; the latencies and the count of errors.
+async fn measure(
+    s: NodeBenchSettings,
+    clients: Vec<usize>,
+    measure_from: Instant,
+) -> anyhow::Result<(Histogram<u64>, u64)> {
     let hist = Rc::new(RefCell::new(Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
     )?));
     let errors = Rc::new(RefCell::new(0u64));
-    let measure_from = Instant::now() + s.warmup;
     let end = measure_from + s.duration;
     let mut tasks = Vec::new();
-    for c in 0..s.connections {
+    for c in clients {
         let client = Rc::new(AsyncClient::connect(&s.endpoint, ClientOptions::default()).await?);
         for f in 0..s.in_flight {
             let client = client.clone();
@@ -162,21 +226,7 @@ async fn bench(s: NodeBenchSettings) -> anyhow::Result<()> {
     for t in tasks {
         t.await;
     }
-    let h = hist.borrow();
-    let secs = s.duration.as_secs_f64();
-    println!(
-        "{} {} B values, {} clients x {} in flight: {:.0} requests/s, p50 {} us, p99 {} us, \
-         p99.9 {} us, max {} us, errors {}",
-        s.op,
-        s.value_bytes,
-        s.connections,
-        s.in_flight,
-        h.len() as f64 / secs,
-        h.value_at_quantile(0.5),
-        h.value_at_quantile(0.99),
-        h.value_at_quantile(0.999),
-        h.max(),
-        errors.borrow()
-    );
-    Ok(())
+    let h = hist.borrow().clone();
+    let e = *errors.borrow();
+    Ok((h, e))
 }

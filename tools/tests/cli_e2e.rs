@@ -191,3 +191,48 @@ fn the_cli_tour_works_as_written() {
     assert_eq!(out.status.code(), Some(3));
     node.stop();
 }
+
+#[test]
+fn node_bench_drives_a_node_from_two_generator_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    let out = ok(
+        &node,
+        &[
+            "node-bench",
+            "--op",
+            "get",
+            "--items",
+            "200",
+            "--connections",
+            "4",
+            "--in-flight",
+            "2",
+            "--threads",
+            "2",
+            "--warmup",
+            "0",
+            "--seconds",
+            "1",
+        ],
+    );
+    assert!(out.contains("loaded 200 items"), "{out}");
+    let line = out.lines().last().unwrap();
+    assert!(line.contains("(2 generator threads)"), "{line}");
+    assert!(line.ends_with("errors 0"), "{line}");
+    let rate: f64 = line
+        .split(": ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {line}"));
+    assert!(rate > 0.0, "{line}");
+    // A thread count the clients cannot be shared over is refused.
+    fails(
+        &node,
+        &["node-bench", "--connections", "1", "--threads", "2"],
+        1,
+        "--threads",
+    );
+    node.stop();
+}

@@ -5,9 +5,11 @@
 //! Per connection, two tasks: a writer task that writes whatever whole frames senders
 //! have appended to the connection's outbox, in one write (frames never interleave, and
 //! many pipelined requests leave in one system call), and a reader task that decodes
-//! answers and hands each to its waiter by request id. Timeouts are glommio
-//! timers raced against the answer. Everything is `Rc`/`RefCell` on one executor; no
-//! borrow is held across an `.await`.
+//! answers and hands each to its waiter by request id, through a one-answer slot. A
+//! third task per connection sweeps expired requests every [`sweep_tick`] and answers them
+//! `Timeout`, so a request costs no timer of its own (a request times out between its
+//! timeout and its timeout plus one tick). Everything is `Rc`/`RefCell` on one executor;
+//! no borrow is held across an `.await`.
 //!
 //! Invariants: as in the blocking client, every registered request gets exactly one
 //! reply (answer, `Timeout` or `ConnectionLost`). Dropping the last handle of a
@@ -16,15 +18,15 @@
 //! Not done here: name resolution is std's (blocking; give addresses as `ip:port` on an
 //! executor that must not stall).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::Task;
 
@@ -53,10 +55,33 @@ struct Outbox {
     writer_stopped: std::cell::Cell<bool>,
 }
 
+/// Where one request's reply lands: filled once, by the reader, the sweeper or a failure.
+#[derive(Default)]
+struct ReplySlot {
+    reply: Cell<Option<Reply>>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl ReplySlot {
+    fn fill(&self, reply: Reply) {
+        self.reply.set(Some(reply));
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// A request that awaits its reply.
+struct Waiting {
+    slot: Rc<ReplySlot>,
+    deadline: Instant,
+    timeout: Duration,
+}
+
 #[derive(Default)]
 struct InFlight {
     next_id: u64,
-    waiting: HashMap<u64, LocalSender<Reply>>,
+    waiting: HashMap<u64, Waiting>,
     closed: Option<String>,
 }
 
@@ -80,14 +105,35 @@ impl Shared {
             in_flight.waiting.drain().map(|(_, w)| w).collect()
         };
         for waiter in waiting {
-            let _ = waiter.try_send(Err(self.lost(&reason)));
+            waiter.slot.fill(Err(self.lost(&reason)));
         }
     }
 
     fn deliver(&self, request_id: u64, reply: Reply) {
         let waiter = self.in_flight.borrow_mut().waiting.remove(&request_id);
         if let Some(waiter) = waiter {
-            let _ = waiter.try_send(reply);
+            waiter.slot.fill(reply);
+        }
+    }
+
+    /// Answers `Timeout` to every request whose deadline has passed.
+    fn expire(&self, now: Instant) {
+        let expired: Vec<Waiting> = {
+            let mut in_flight = self.in_flight.borrow_mut();
+            let ids: Vec<u64> = in_flight
+                .waiting
+                .iter()
+                .filter(|(_, w)| w.deadline <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter()
+                .filter_map(|id| in_flight.waiting.remove(id))
+                .collect()
+        };
+        for waiter in expired {
+            waiter.slot.fill(Err(ClientError::Timeout {
+                after: waiter.timeout,
+            }));
         }
     }
 
@@ -103,6 +149,21 @@ struct Connection {
     request_timeout: Duration,
     _reader: Task<()>,
     _writer: Task<()>,
+    _sweeper: Task<()>,
+}
+
+/// How often a connection looks for expired requests: a tenth of the shorter timeout,
+/// within 1 ms and 100 ms.
+fn sweep_tick(options: &ClientOptions) -> Duration {
+    (options.request_timeout.min(options.connect_timeout) / 10)
+        .clamp(Duration::from_millis(1), Duration::from_millis(100))
+}
+
+async fn sweep_loop(shared: Rc<Shared>, tick: Duration) {
+    while !shared.is_closed() {
+        glommio::timer::sleep(tick).await;
+        shared.expire(Instant::now());
+    }
 }
 
 impl Connection {
@@ -156,12 +217,14 @@ impl Connection {
             Rc::clone(&outbox),
             Rc::clone(&shared),
         ));
+        let sweeper = glommio::spawn_local(sweep_loop(Rc::clone(&shared), sweep_tick(options)));
         let connection = Rc::new(Connection {
             shared,
             outbox,
             request_timeout: options.request_timeout,
             _reader: reader,
             _writer: writer,
+            _sweeper: sweeper,
         });
         let request = Request::Hello(hello(options.client_name.clone()));
         let pending = connection
@@ -191,20 +254,24 @@ impl Connection {
             }
             l.await;
         }
-        let (sender, receiver) = local_channel::new_bounded(1);
+        let slot = Rc::new(ReplySlot::default());
         let request_id = {
             let mut in_flight = self.shared.in_flight.borrow_mut();
             if let Some(reason) = &in_flight.closed {
                 return Err(self.shared.lost(reason));
             }
             let request_id = id.unwrap_or(in_flight.next_id);
-            let mut frame = Vec::new();
-            encode_checked(request_id, request, &mut frame)?;
+            // Straight into the outbox: a frame that is too large is taken back out whole.
+            encode_checked(request_id, request, &mut self.outbox.bytes.borrow_mut())?;
             if id.is_none() {
                 in_flight.next_id += 1;
             }
-            in_flight.waiting.insert(request_id, sender);
-            self.outbox.bytes.borrow_mut().extend_from_slice(&frame);
+            let waiting = Waiting {
+                slot: Rc::clone(&slot),
+                deadline: Instant::now() + timeout,
+                timeout,
+            };
+            in_flight.waiting.insert(request_id, waiting);
             request_id
         };
         if self.outbox.writer_stopped.get() {
@@ -213,10 +280,8 @@ impl Connection {
         self.outbox.changed.notify(usize::MAX);
         Ok(AsyncPending {
             request_id,
-            receiver,
-            connection: Rc::clone(self),
-            deadline: Instant::now() + timeout,
-            timeout,
+            slot,
+            _connection: Rc::clone(self),
         })
     }
 }
@@ -284,10 +349,9 @@ async fn write_loop(
 /// A request in flight on an [`AsyncClient`]; [`AsyncPending::wait`] awaits its answer.
 pub struct AsyncPending {
     request_id: u64,
-    receiver: LocalReceiver<Reply>,
-    connection: Rc<Connection>,
-    deadline: Instant,
-    timeout: Duration,
+    slot: Rc<ReplySlot>,
+    /// Keeps the connection (and its tasks) alive until the answer is in.
+    _connection: Rc<Connection>,
 }
 
 impl AsyncPending {
@@ -298,27 +362,14 @@ impl AsyncPending {
 
     /// Waits for the answer until the request timeout (counted from the send).
     pub async fn wait(self) -> Result<Response, ClientError> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        let answer = futures_lite::future::or(async { Some(self.receiver.recv().await) }, async {
-            glommio::timer::sleep(left).await;
-            None
-        })
-        .await;
-        match answer {
-            Some(Some(reply)) => reply,
-            Some(None) => Err(self.connection.shared.lost("no reply")),
+        std::future::poll_fn(|cx| match self.slot.reply.take() {
+            Some(reply) => Poll::Ready(reply),
             None => {
-                let shared = &self.connection.shared;
-                shared
-                    .in_flight
-                    .borrow_mut()
-                    .waiting
-                    .remove(&self.request_id);
-                Err(ClientError::Timeout {
-                    after: self.timeout,
-                })
+                self.slot.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
             }
-        }
+        })
+        .await
     }
 }
 
@@ -356,11 +407,13 @@ impl AsyncClient {
 
     /// Sends `request` and awaits its answer (an `Error` answer is `Ok`).
     pub async fn call(&self, request: Request) -> Result<Response, ClientError> {
-        let table = request_table(&request).map(str::to_owned);
-        let response = self.send(request).await?.wait().await?;
-        if let (Response::Error(error), Some(table)) = (&response, table) {
-            if error.code == ErrorCode::ResourceNotFound {
-                self.state.borrow_mut().router.forget_table(&table);
+        let connection = self.connection_for(&request).await?;
+        let response = connection.send(&request).await?.wait().await?;
+        if let Response::Error(error) = &response {
+            if let (ErrorCode::ResourceNotFound, Some(table)) =
+                (error.code, request_table(&request))
+            {
+                self.state.borrow_mut().router.forget_table(table);
             }
         }
         Ok(response)

@@ -83,9 +83,12 @@ enum Command {
         /// Seconds measured.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// Pin the generator to this CPU.
+        /// Pin the generator to this CPU (one thread only).
         #[arg(long)]
         cpu: Option<usize>,
+        /// Generator threads (thread t pinned to CPU t), sharing the clients.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Measure a plain TCP ping-pong over 127.0.0.1 (the floor under request latency).
     TcpPingpong {
@@ -160,6 +163,7 @@ fn main() -> anyhow::Result<()> {
             warmup,
             seconds,
             cpu,
+            threads,
         } => keel_tools::nodebench::run(keel_tools::nodebench::NodeBenchSettings {
             endpoint: args.endpoint.clone(),
             op,
@@ -170,6 +174,7 @@ fn main() -> anyhow::Result<()> {
             warmup: std::time::Duration::from_secs(warmup),
             duration: std::time::Duration::from_secs(seconds),
             cpu,
+            threads,
         }),
         Command::TcpPingpong {
             request_bytes,
