@@ -94,11 +94,13 @@ fn open(ex: &LocalExecutor, dir: &std::path::Path, cache_bytes: usize) -> Engine
 }
 
 /// CPU time this thread (the executor's) has used so far, from the scheduler's own
-/// account (`/proc/thread-self/schedstat`, nanoseconds on the CPU).
+/// account (`/proc/thread-self/schedstat`, nanoseconds on the CPU); zero where the kernel
+/// does not keep it (the CPU figure then reads 0).
 fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
-    let ns = stat.split_whitespace().next().unwrap().parse().unwrap();
-    Duration::from_nanos(ns)
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
 fn report(name: &str, h: &Histogram<u64>) {
