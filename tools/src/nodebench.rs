@@ -85,7 +85,7 @@ pub fn run(s: NodeBenchSettings) -> anyhow::Result<()> {
         s.threads == 1 || s.cpu.is_none(),
         "--cpu pins a single generator thread"
     );
-    executor(s.cpu, "keel-node-bench")?.run(setup(s.clone()))?;
+    executor(s.cpu)?.run(setup(s.clone()))?;
     let measure_from = Instant::now() + s.warmup;
     let threads: Vec<_> = (0..s.threads)
         .map(|t| {
@@ -94,9 +94,7 @@ pub fn run(s: NodeBenchSettings) -> anyhow::Result<()> {
             let cpu = if s.threads > 1 { Some(t) } else { s.cpu };
             std::thread::Builder::new()
                 .name(format!("keel-node-bench-{t}"))
-                .spawn(move || {
-                    executor(cpu, "keel-node-bench")?.run(measure(s, clients, measure_from))
-                })
+                .spawn(move || executor(cpu)?.run(measure(s, clients, measure_from)))
         })
         .collect::<Result<_, _>>()?;
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
@@ -127,13 +125,13 @@ pub fn run(s: NodeBenchSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn executor(cpu: Option<usize>, name: &str) -> anyhow::Result<glommio::LocalExecutor> {
+fn executor(cpu: Option<usize>) -> anyhow::Result<glommio::LocalExecutor> {
     let placement = match cpu {
         Some(c) => glommio::Placement::Fixed(c),
         None => glommio::Placement::Unbound,
     };
     glommio::LocalExecutorBuilder::new(placement)
-        .name(name)
+        .name("keel-node-bench")
         .io_memory(1 << 20)
         .make()
         .map_err(|e| anyhow::anyhow!("executor: {e}"))

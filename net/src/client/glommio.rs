@@ -407,8 +407,7 @@ impl AsyncClient {
 
     /// Sends `request` and awaits its answer (an `Error` answer is `Ok`).
     pub async fn call(&self, request: Request) -> Result<Response, ClientError> {
-        let connection = self.connection_for(&request).await?;
-        let response = connection.send(&request).await?.wait().await?;
+        let response = self.send_ref(&request).await?.wait().await?;
         if let Response::Error(error) = &response {
             if let (ErrorCode::ResourceNotFound, Some(table)) =
                 (error.code, request_table(&request))
@@ -421,8 +420,12 @@ impl AsyncClient {
 
     /// Sends `request` without waiting for the answer: pipelining.
     pub async fn send(&self, request: Request) -> Result<AsyncPending, ClientError> {
-        let connection = self.connection_for(&request).await?;
-        connection.send(&request).await
+        self.send_ref(&request).await
+    }
+
+    /// [`AsyncClient::send`] of a borrowed request (`call` still needs it afterwards).
+    async fn send_ref(&self, request: &Request) -> Result<AsyncPending, ClientError> {
+        self.connection_for(request).await?.send(request).await
     }
 
     fn now_ms(&self) -> u64 {
