@@ -204,14 +204,22 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         outbox.in_flight.set(outbox.in_flight.get() + 1);
         let shard = shard.clone();
         let out = outbox.clone();
-        glommio::spawn_local(async move {
+        let mut carry_out = Box::pin(async move {
             let response = shard.handle(request).await;
             out.push(id, &response);
             out.in_flight.set(out.in_flight.get() - 1);
             out.changed.notify(usize::MAX);
             drop(guard);
-        })
-        .detach();
+        });
+        // Most requests (a GetItem from cache, a bad key) finish without waiting: carry
+        // them out here. Only one that waits (I/O, the WAL, another shard) becomes a task
+        // of its own, so that the connection keeps reading meanwhile.
+        if futures_lite::future::poll_once(&mut carry_out)
+            .await
+            .is_none()
+        {
+            glommio::spawn_local(carry_out).detach();
+        }
     }
     // Answer what is under way, then close.
     outbox
