@@ -21,6 +21,10 @@ struct Conn {
 
 impl Conn {
     fn open(addr: std::net::SocketAddr) -> Conn {
+        Conn::open_on(addr, 2)
+    }
+
+    fn open_on(addr: std::net::SocketAddr, shards: usize) -> Conn {
         let stream = TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -36,7 +40,7 @@ impl Conn {
             client: "node_inprocess".into(),
         });
         match c.call(hello) {
-            Response::HelloOk(ok) => assert_eq!(ok.shard_addrs.len(), 2),
+            Response::HelloOk(ok) => assert_eq!(ok.shard_addrs.len(), shards),
             other => panic!("{other:?}"),
         }
         c
@@ -45,29 +49,36 @@ impl Conn {
     /// Sends every request at once (pipelined), then collects the answers by id.
     fn call_many(&mut self, requests: Vec<Request>) -> Vec<Response> {
         let first = self.next_id;
+        let mut answers: Vec<Option<Response>> = vec![None; requests.len()];
+        for (id, response) in self.call_many_as_answered(requests) {
+            answers[(id - first) as usize] = Some(response);
+        }
+        answers.into_iter().map(Option::unwrap).collect()
+    }
+
+    /// Sends every request in one write, then collects (request id, answer) in the order
+    /// the answers arrive.
+    fn call_many_as_answered(&mut self, requests: Vec<Request>) -> Vec<(u64, Response)> {
         let mut out = Vec::new();
         for r in &requests {
             encode_request(self.next_id, r, &mut out);
             self.next_id += 1;
         }
         self.stream.write_all(&out).unwrap();
-        let mut answers: Vec<Option<Response>> = vec![None; requests.len()];
-        let mut got = 0;
+        let mut answers = Vec::with_capacity(requests.len());
         let mut buf = vec![0u8; 65536];
-        while got < requests.len() {
+        while answers.len() < requests.len() {
             while let Some(frame) = self.decoder.next_frame().unwrap() {
-                let i = (frame.header.request_id - first) as usize;
-                answers[i] = Some(decode_response(&frame).unwrap());
-                got += 1;
+                answers.push((frame.header.request_id, decode_response(&frame).unwrap()));
             }
-            if got == requests.len() {
+            if answers.len() == requests.len() {
                 break;
             }
             let n = self.stream.read(&mut buf).unwrap();
             assert!(n > 0, "the node closed the connection");
             self.decoder.feed(&buf[..n]);
         }
-        answers.into_iter().map(Option::unwrap).collect()
+        answers
     }
 
     fn call(&mut self, r: Request) -> Response {
@@ -80,6 +91,80 @@ fn item(id: &str, v: i64) -> Item {
     i.insert("id".into(), Value::S(id.into()));
     i.insert("v".into(), Value::N(v.into()));
     i
+}
+
+fn put(table: &str, id: &str, v: i64) -> Request {
+    Request::PutItem(PutItem {
+        table: table.into(),
+        item: item(id, v),
+        condition: None,
+        args: ExprArgs::default(),
+        return_values: ReturnValues::None,
+    })
+}
+
+fn get(id: &str) -> Request {
+    let mut key = Item::new();
+    key.insert("id".into(), Value::S(id.into()));
+    Request::GetItem(GetItem {
+        table: "things".into(),
+        key,
+        projection: None,
+        args: ExprArgs::default(),
+        consistent: true,
+    })
+}
+
+/// A request that waits (a PutItem, on its WAL write) must not hold up the requests behind
+/// it on the same connection: a GetItem sent after it, in the same write, is answered
+/// first. (A connection that carried out its requests one at a time would always answer
+/// the put first.) The get reads another table, whose partition has nothing waiting for
+/// the WAL, so it need not wait for the put's batch.
+#[test]
+fn a_waiting_request_does_not_hold_up_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path());
+    config.shards = 1;
+    config.pin = false;
+    config.cache_bytes = 8 << 20;
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let (stop_tx, stop_rx) = flume::bounded(1);
+    let (ready_tx, ready_rx) = flume::bounded::<NodeAddrs>(1);
+    let node = std::thread::spawn(move || {
+        run(
+            config,
+            |addrs| {
+                ready_tx.send(addrs.clone()).unwrap();
+            },
+            stop_rx,
+        )
+    });
+    let addrs = ready_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let mut c = Conn::open_on(addrs.shared, 1);
+    for table in ["things", "others"] {
+        let created = c.call(Request::CreateTable(CreateTable {
+            table: table.into(),
+            schema: KeySchema::partition_only(KeyAttribute::new("id", KeyType::S)),
+            partitions: Some(1),
+        }));
+        assert!(matches!(created, Response::Table(_)), "{created:?}");
+    }
+    assert_eq!(c.call(put("things", "cached", 1)), Response::Item(None));
+    for round in 0..5 {
+        let first = c.next_id;
+        let waits = put("others", &format!("new{round}"), round);
+        let answers = c.call_many_as_answered(vec![waits, get("cached")]);
+        assert_eq!(
+            answers,
+            vec![
+                (first + 1, Response::Item(Some(item("cached", 1)))),
+                (first, Response::Item(None)),
+            ],
+            "round {round}: the get waited for the put"
+        );
+    }
+    stop_tx.send(()).unwrap();
+    node.join().unwrap().unwrap();
 }
 
 #[test]
@@ -112,34 +197,14 @@ fn pipelined_requests_on_a_two_shard_node() {
     assert!(matches!(created, Response::Table(_)), "{created:?}");
     // 200 puts in flight on one connection, then 200 gets on each shard's own port.
     let puts: Vec<Request> = (0..200)
-        .map(|i| {
-            Request::PutItem(PutItem {
-                table: "things".into(),
-                item: item(&format!("k{i}"), i),
-                condition: None,
-                args: ExprArgs::default(),
-                return_values: ReturnValues::None,
-            })
-        })
+        .map(|i| put("things", &format!("k{i}"), i))
         .collect();
     for r in c.call_many(puts) {
         assert_eq!(r, Response::Item(None));
     }
     for shard in &addrs.shards {
         let mut c = Conn::open(*shard);
-        let gets: Vec<Request> = (0..200)
-            .map(|i| {
-                let mut key = Item::new();
-                key.insert("id".into(), Value::S(format!("k{i}")));
-                Request::GetItem(GetItem {
-                    table: "things".into(),
-                    key,
-                    projection: None,
-                    args: ExprArgs::default(),
-                    consistent: true,
-                })
-            })
-            .collect();
+        let gets: Vec<Request> = (0..200).map(|i| get(&format!("k{i}"))).collect();
         for (i, r) in c.call_many(gets).into_iter().enumerate() {
             assert_eq!(r, Response::Item(Some(item(&format!("k{i}"), i as i64))));
         }
