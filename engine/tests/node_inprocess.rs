@@ -86,6 +86,46 @@ impl Conn {
     }
 }
 
+/// A node run on a thread of this process, on 127.0.0.1 with ports of its own.
+struct Node {
+    addrs: NodeAddrs,
+    stop: flume::Sender<()>,
+    thread: std::thread::JoinHandle<Result<(), keel_engine::node::NodeError>>,
+}
+
+impl Node {
+    fn start(dir: &std::path::Path, shards: u32) -> Node {
+        let mut config = NodeConfig::new(dir);
+        config.shards = shards;
+        config.pin = false;
+        config.cache_bytes = 8 << 20;
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let (stop, stop_rx) = flume::bounded(1);
+        let (ready_tx, ready_rx) = flume::bounded::<NodeAddrs>(1);
+        let thread = std::thread::spawn(move || {
+            run(
+                config,
+                |addrs| {
+                    ready_tx.send(addrs.clone()).unwrap();
+                },
+                stop_rx,
+            )
+        });
+        let addrs = ready_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        Node {
+            addrs,
+            stop,
+            thread,
+        }
+    }
+
+    /// Stops the node cleanly and checks that it stopped without an error.
+    fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.thread.join().unwrap().unwrap();
+    }
+}
+
 fn item(id: &str, v: i64) -> Item {
     let mut i = Item::new();
     i.insert("id".into(), Value::S(id.into()));
@@ -123,23 +163,8 @@ fn get(id: &str) -> Request {
 #[test]
 fn a_waiting_request_does_not_hold_up_the_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = NodeConfig::new(dir.path());
-    config.shards = 1;
-    config.pin = false;
-    config.cache_bytes = 8 << 20;
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    let (stop_tx, stop_rx) = flume::bounded(1);
-    let (ready_tx, ready_rx) = flume::bounded::<NodeAddrs>(1);
-    let node = std::thread::spawn(move || {
-        run(
-            config,
-            |addrs| {
-                ready_tx.send(addrs.clone()).unwrap();
-            },
-            stop_rx,
-        )
-    });
-    let addrs = ready_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let node = Node::start(dir.path(), 1);
+    let addrs = node.addrs.clone();
     let mut c = Conn::open_on(addrs.shared, 1);
     for table in ["things", "others"] {
         let created = c.call(Request::CreateTable(CreateTable {
@@ -163,30 +188,14 @@ fn a_waiting_request_does_not_hold_up_the_connection() {
             "round {round}: the get waited for the put"
         );
     }
-    stop_tx.send(()).unwrap();
-    node.join().unwrap().unwrap();
+    node.stop();
 }
 
 #[test]
 fn pipelined_requests_on_a_two_shard_node() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = NodeConfig::new(dir.path());
-    config.shards = 2;
-    config.pin = false;
-    config.cache_bytes = 8 << 20;
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    let (stop_tx, stop_rx) = flume::bounded(1);
-    let (ready_tx, ready_rx) = flume::bounded::<NodeAddrs>(1);
-    let node = std::thread::spawn(move || {
-        run(
-            config,
-            |addrs| {
-                ready_tx.send(addrs.clone()).unwrap();
-            },
-            stop_rx,
-        )
-    });
-    let addrs = ready_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let node = Node::start(dir.path(), 2);
+    let addrs = node.addrs.clone();
     assert_eq!(addrs.shards.len(), 2);
     let mut c = Conn::open(addrs.shared);
     let created = c.call(Request::CreateTable(CreateTable {
@@ -209,8 +218,7 @@ fn pipelined_requests_on_a_two_shard_node() {
             assert_eq!(r, Response::Item(Some(item(&format!("k{i}"), i as i64))));
         }
     }
-    stop_tx.send(()).unwrap();
-    node.join().unwrap().unwrap();
+    node.stop();
     // A stopped node has closed its clients' connections: a read sees the end of the
     // stream at once instead of waiting out its timeout.
     use std::io::Read;
