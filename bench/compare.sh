@@ -60,6 +60,19 @@ wait_for_port() {
     return 1
 }
 
+# keel binds its ports before its shards serve (each first fills its page cache, ~3 s per
+# GiB here), so a client that connects early waits for its Hello answer: wait for the
+# node's "ready" line instead of the port.
+wait_for_ready() {  # log
+    for _ in $(seq 1 1200); do
+        if grep -q "keel node ready" "$1" 2>/dev/null; then return 0; fi
+        kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "keel not ready after 120 s" >&2
+    return 1
+}
+
 cpus_of() { awk '/Cpus_allowed_list/ {print $2}' "/proc/$1/status"; }
 
 bench() {  # target placement args...
@@ -92,7 +105,7 @@ rm -rf "$OUT/keel-data"
 "$BIN/keel" start --data-dir "$OUT/keel-data" --shards "$SHARDS" \
     --cache-mib "$KEEL_CACHE_MIB" --listen "127.0.0.1:$KEEL_PORT" > "$OUT/keel-node.log" 2>&1 &
 SERVER_PID=$!
-wait_for_port "$KEEL_PORT"
+wait_for_ready "$OUT/keel-node.log"
 run_target keel "keel://127.0.0.1:$KEEL_PORT"
 stop_server
 
