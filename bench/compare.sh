@@ -60,9 +60,9 @@ wait_for_port() {
     return 1
 }
 
-# keel binds its ports before its shards serve (each first fills its page cache, ~3 s per
-# GiB here), so a client that connects early waits for its Hello answer: wait for the
-# node's "ready" line instead of the port.
+# keel's first shard binds the shared port while the next one still opens its engine
+# (filling an 877 MiB page cache took ~3 s on a cold run here); a client that connects in
+# that window waits for its Hello answer and can time out. Wait for the "ready" line.
 wait_for_ready() {  # log
     for _ in $(seq 1 1200); do
         if grep -q "keel node ready" "$1" 2>/dev/null; then return 0; fi
