@@ -22,3 +22,9 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// An empty latency histogram in microseconds, 1 µs to 60 s at 3 significant digits: the
+/// one `node-bench` and `tcp-pingpong` record into, so their figures compare.
+pub fn latency_histogram_us() -> Result<hdrhistogram::Histogram<u64>, hdrhistogram::CreationError> {
+    hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
+}

@@ -97,7 +97,7 @@ pub fn run(s: NodeBenchSettings) -> anyhow::Result<()> {
                 .spawn(move || executor(cpu)?.run(measure(s, clients, measure_from)))
         })
         .collect::<Result<_, _>>()?;
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut hist = crate::latency_histogram_us()?;
     let mut errors = 0;
     for t in threads {
         let (h, e) = t
@@ -182,9 +182,7 @@ async fn measure(
     clients: Vec<usize>,
     measure_from: Instant,
 ) -> anyhow::Result<(Histogram<u64>, u64)> {
-    let hist = Rc::new(RefCell::new(Histogram::<u64>::new_with_bounds(
-        1, 60_000_000, 3,
-    )?));
+    let hist = Rc::new(RefCell::new(crate::latency_histogram_us()?));
     let errors = Rc::new(RefCell::new(0u64));
     let end = measure_from + s.duration;
     let mut tasks = Vec::new();

@@ -8,7 +8,6 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use hdrhistogram::Histogram;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -55,7 +54,7 @@ pub fn run(s: &PingPongSettings) -> anyhow::Result<PingPongResult> {
     c.set_nodelay(true)?;
     let out = vec![3u8; req];
     let mut inb = vec![0u8; resp];
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut hist = crate::latency_histogram_us()?;
     let warm_until = Instant::now() + Duration::from_secs(1);
     while Instant::now() < warm_until {
         c.write_all(&out)?;
