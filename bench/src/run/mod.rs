@@ -10,15 +10,19 @@
 //! whenever its window has room. Open loop: operation `k` is due at its
 //! [`Schedule`] time and is sent when due and the window has room; its latency counts
 //! from the due time (see [`crate::histogram::schedule`]), so a stalled server shows as
-//! many slow operations, not one. A connection waits for its oldest answer before it can
-//! send again once its window is full or nothing is due yet; in an open loop a send that
-//! falls due meanwhile goes out late and its lateness is charged to its latency.
+//! many slow operations, not one. A connection waits for the next answer, whichever
+//! operation it completes, before it can send again once its window is full or nothing is
+//! due yet; in an open loop a send that falls due meanwhile goes out late and its
+//! lateness is charged to its latency. Operations complete in the order the target
+//! answers them: a keel shard answers a read that is served from its cache while an older
+//! write still waits for its WAL batch, and the read's slot in the window is free again
+//! at once (Redis answers in order, so there the order is the send order).
 //!
 //! Bounds: a phase ends at `warmup + duration`, after `operations` operations, or, for the
 //! load phase, after `records` inserts; and in every case by `time_limit`. A request
 //! that gets no answer breaks its connection after the driver's request timeout.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -279,7 +283,9 @@ fn worker(shared: &Shared<'_>, c: usize) -> WorkerResult {
     };
     let depth = shape.depth as usize;
     let mut k: u64 = 0;
-    let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(depth);
+    let mut in_flight: HashMap<u64, InFlight> = HashMap::with_capacity(depth);
+    // The operations queued in this pass, to stamp with their send time once flushed.
+    let mut fresh: Vec<u64> = Vec::with_capacity(depth);
     let mut stopping = false;
     loop {
         let now = shared.now_ns();
@@ -290,7 +296,7 @@ fn worker(shared: &Shared<'_>, c: usize) -> WorkerResult {
         if now >= shared.end_ns {
             stopping = true;
         }
-        let mut queued = 0;
+        fresh.clear();
         let mut broken: Option<DriverError> = None;
         while !stopping && in_flight.len() < depth {
             let intended_ns = match schedule {
@@ -311,34 +317,45 @@ fn worker(shared: &Shared<'_>, c: usize) -> WorkerResult {
                 stopping = true;
                 break;
             };
-            let sent = conn.send(&op);
-            in_flight.push_back(InFlight {
-                kind: op.kind(),
-                intended_ns,
-                sent_ns: intended_ns,
-            });
+            let sent = conn.send(k, &op);
+            in_flight.insert(
+                k,
+                InFlight {
+                    kind: op.kind(),
+                    intended_ns,
+                    sent_ns: intended_ns,
+                },
+            );
+            fresh.push(k);
             k += 1;
-            queued += 1;
             if let Err(e) = sent {
                 broken = Some(e);
                 break;
             }
         }
-        if queued > 0 && broken.is_none() {
+        if !fresh.is_empty() && broken.is_none() {
             if let Err(e) = conn.flush() {
                 broken = Some(e);
             }
             let sent_ns = shared.now_ns();
-            for f in in_flight.iter_mut().rev().take(queued) {
-                f.sent_ns = sent_ns;
+            for seq in &fresh {
+                if let Some(f) = in_flight.get_mut(seq) {
+                    f.sent_ns = sent_ns;
+                }
             }
         }
         if broken.is_none() && !in_flight.is_empty() {
             match conn.recv() {
-                Ok(outcome) => {
+                Ok((seq, outcome)) => {
                     let done_ns = shared.now_ns();
-                    if let Some(f) = in_flight.pop_front() {
-                        record(shared, c, &mut result, &f, &outcome, done_ns);
+                    match in_flight.remove(&seq) {
+                        Some(f) => record(shared, c, &mut result, &f, &outcome, done_ns),
+                        None => {
+                            broken = Some(DriverError::Protocol {
+                                addr: shared.driver.describe(),
+                                message: format!("an outcome for operation {seq}, not in flight"),
+                            });
+                        }
                     }
                 }
                 Err(e) => broken = Some(e),
@@ -348,7 +365,7 @@ fn worker(shared: &Shared<'_>, c: usize) -> WorkerResult {
             // Everything in flight on the broken connection failed.
             let done_ns = shared.now_ns();
             let outcome = Outcome::Error(e.kind().to_owned());
-            for f in in_flight.drain(..) {
+            for (_, f) in in_flight.drain() {
                 record(shared, c, &mut result, &f, &outcome, done_ns);
             }
             if stopping {

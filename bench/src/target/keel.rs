@@ -13,13 +13,14 @@
 //! client.
 //!
 //! [`Connection::send`] encodes a request into its socket's write buffer (keel_net's
-//! codec), [`Connection::flush`] writes every buffer, and [`Connection::recv`] reads, for
-//! each request of the oldest operation, the socket that request went to until the answer
-//! with its request id is in. A socket's answers may come out of order: those that arrive
-//! before their turn are kept by request id. No reader threads, no channels: like the
-//! Redis driver, one thread per bench connection does all the work. Outcomes are still
-//! taken in send order, so an answer that overtakes an older one is counted when the
-//! older one is in: its latency is over-, never under-stated.
+//! codec), [`Connection::flush`] writes every buffer, and [`Connection::recv`] returns the
+//! first operation whose answers are all in, whichever socket they came on and in
+//! whatever order: a node answers by request id as each request finishes (a read served
+//! from the cache overtakes a write waiting for its WAL batch), and the bench counts each
+//! answer when it arrives. It reads a socket with a blocking read when only that socket
+//! has requests in flight, and waits on all of them with `poll(2)` otherwise. No reader
+//! threads, no channels: like the Redis driver, one thread per bench connection does all
+//! the work.
 //!
 //! A read that waits longer than the request timeout ([`DriverError::Timeout`]), a socket
 //! that breaks ([`DriverError::Io`]) or an answer that does not decode
@@ -56,6 +57,8 @@ use keel_net::codec::{
     FRAME_BODY_BYTES_MAX,
 };
 use keel_net::model::{Item, KeyAttribute, KeySchema, KeyType, Value};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
 
 use crate::histogram::Outcome;
 use crate::prng::Prng;
@@ -140,8 +143,17 @@ impl Driver for KeelDriver {
     }
 }
 
+/// A request in flight: the operation it belongs to (the runner's `seq`), its place in
+/// that operation, and whether it is a read (only a read can miss).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pending {
+    op: u64,
+    index: u8,
+    is_read: bool,
+}
+
 /// One socket of a bench connection: the stream, the frames not yet written, the bytes
-/// not yet decoded and the answers that arrived before their turn.
+/// not yet decoded and the requests not yet answered.
 struct Socket<S> {
     addr: String,
     timeout_ms: u64,
@@ -150,8 +162,8 @@ struct Socket<S> {
     decoder: FrameDecoder,
     /// The id of the next request; every lower id has been queued.
     next_id: u64,
-    /// Answers that arrived before an older request's, by request id.
-    early: HashMap<u64, Response>,
+    /// The requests sent and not yet answered, by request id.
+    pending: HashMap<u64, Pending>,
 }
 
 impl<S: Read + Write> Socket<S> {
@@ -163,7 +175,7 @@ impl<S: Read + Write> Socket<S> {
             out: Vec::with_capacity(64 * 1024),
             decoder: FrameDecoder::new(FRAME_BODY_BYTES_MAX),
             next_id: 0,
-            early: HashMap::new(),
+            pending: HashMap::new(),
         }
     }
 
@@ -178,12 +190,14 @@ impl<S: Read + Write> Socket<S> {
         }
     }
 
-    /// Encodes `request` into the write buffer and returns its request id; `None` (and
-    /// nothing queued) when its body exceeds the frame limit.
-    fn queue(&mut self, request: &Request) -> Option<u64> {
+    /// Encodes `request` into the write buffer as a request of `pending`'s operation and
+    /// returns its request id; `None` (and nothing queued) when its body exceeds the frame
+    /// limit.
+    fn queue(&mut self, request: &Request, pending: Pending) -> Option<u64> {
         let id = self.next_id;
         encode_checked(id, request, &mut self.out).ok()?;
         self.next_id += 1;
+        self.pending.insert(id, pending);
         Some(id)
     }
 
@@ -197,55 +211,65 @@ impl<S: Read + Write> Socket<S> {
         written.map_err(|source| self.io("write", source))
     }
 
-    /// The answer to request `id`, reading (in `chunk`-sized reads) until it is in. Every
-    /// older request of this socket must have had its answer taken: an answer to one of
-    /// them, to an id not yet sent, or a second answer to an id, is a protocol error.
-    fn wait(&mut self, id: u64, chunk: &mut [u8]) -> Result<Response, DriverError> {
-        if let Some(response) = self.early.remove(&id) {
-            return Ok(response);
-        }
-        loop {
-            while let Some(frame) = self
-                .decoder
-                .next_frame()
-                .map_err(|e| self.protocol(format!("bad frame: {e}")))?
-            {
-                let got = frame.header.request_id;
-                let response = decode_response(&frame).map_err(|e| {
-                    self.protocol(format!("the answer to request {got} does not decode: {e}"))
-                })?;
-                if got == id {
-                    return Ok(response);
-                }
-                if got < id || got >= self.next_id || self.early.contains_key(&got) {
-                    let message = format!("an answer to request {got}, which is not in flight");
-                    return Err(self.protocol(message));
-                }
-                self.early.insert(got, response);
-            }
-            let n = loop {
-                match self.stream.read(chunk) {
-                    Ok(0) => {
-                        let eof = std::io::ErrorKind::UnexpectedEof;
-                        let closed = std::io::Error::new(eof, "closed by the node");
-                        return Err(self.io("read", closed));
-                    }
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(self.io("read", e)),
-                }
-            };
-            self.decoder.feed(chunk.get(..n).unwrap_or_default());
+    /// The next answer among the bytes already read, with the request it answers; `None`
+    /// when no whole frame is buffered. An answer to a request that is not in flight (one
+    /// never sent, or answered before) is a protocol error.
+    fn answer(&mut self) -> Result<Option<(Pending, Response)>, DriverError> {
+        let Some(frame) = self
+            .decoder
+            .next_frame()
+            .map_err(|e| self.protocol(format!("bad frame: {e}")))?
+        else {
+            return Ok(None);
+        };
+        let got = frame.header.request_id;
+        let response = decode_response(&frame).map_err(|e| {
+            self.protocol(format!("the answer to request {got} does not decode: {e}"))
+        })?;
+        match self.pending.remove(&got) {
+            Some(pending) => Ok(Some((pending, response))),
+            None => Err(self.protocol(format!(
+                "an answer to request {got}, which is not in flight"
+            ))),
         }
     }
 
-    /// Sends `request` alone and waits for its answer (Hello, DescribeTable).
-    fn call(&mut self, request: &Request, chunk: &mut [u8]) -> Result<Response, DriverError> {
-        let Some(id) = self.queue(request) else {
-            return Err(self.protocol("request exceeds the frame limit".to_owned()));
+    /// Reads once into `chunk` (blocking up to the read timeout) and buffers what came.
+    fn fill(&mut self, chunk: &mut [u8]) -> Result<(), DriverError> {
+        let n = loop {
+            match self.stream.read(chunk) {
+                Ok(0) => {
+                    let eof = std::io::ErrorKind::UnexpectedEof;
+                    let closed = std::io::Error::new(eof, "closed by the node");
+                    return Err(self.io("read", closed));
+                }
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io("read", e)),
+            }
         };
+        self.decoder.feed(chunk.get(..n).unwrap_or_default());
+        Ok(())
+    }
+
+    /// Sends `request` alone (nothing else in flight) and waits for its answer (Hello,
+    /// DescribeTable).
+    fn call(&mut self, request: &Request, chunk: &mut [u8]) -> Result<Response, DriverError> {
+        let alone = Pending {
+            op: 0,
+            index: 0,
+            is_read: false,
+        };
+        if self.queue(request, alone).is_none() {
+            return Err(self.protocol("request exceeds the frame limit".to_owned()));
+        }
         self.flush()?;
-        self.wait(id, chunk)
+        loop {
+            if let Some((_, response)) = self.answer()? {
+                return Ok(response);
+            }
+            self.fill(chunk)?;
+        }
     }
 }
 
@@ -274,17 +298,48 @@ fn open_socket(
     Ok((socket, ok))
 }
 
-/// A request of an operation in flight: queued on a socket, or failed unsent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sent {
-    /// Queued as `id` on `sockets[socket]`; only a read can miss.
-    Queued {
-        socket: usize,
-        id: u64,
-        is_read: bool,
-    },
-    /// Not sent; the error kind it counts as.
-    Failed(&'static str),
+/// Waits up to `timeout` until one of the sockets `waiting` (indices into `sockets`) is
+/// readable, closed or failed, and returns those indices. Nothing within `timeout` is a
+/// [`DriverError::Timeout`].
+fn poll_readable(
+    sockets: &[Socket<TcpStream>],
+    waiting: &[usize],
+    timeout: Duration,
+) -> Result<Vec<usize>, DriverError> {
+    let polled: Vec<(usize, &Socket<TcpStream>)> = waiting
+        .iter()
+        .filter_map(|&i| Some((i, sockets.get(i)?)))
+        .collect();
+    let first = polled.first().map_or("keel", |(_, s)| s.addr.as_str());
+    let io = |source: std::io::Error| {
+        DriverError::from_socket("poll", first, timeout.as_millis() as u64, source)
+    };
+    let mut fds: Vec<PollFd<'_>> = polled
+        .iter()
+        .map(|(_, s)| PollFd::new(&s.stream, PollFlags::IN))
+        .collect();
+    let limit = Timespec::try_from(timeout)
+        .map_err(|_| io(std::io::Error::other("request timeout out of range")))?;
+    loop {
+        match poll(&mut fds, Some(&limit)) {
+            Ok(0) => return Err(io(std::io::ErrorKind::TimedOut.into())),
+            Ok(_) => break,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(io(e.into())),
+        }
+    }
+    Ok(polled
+        .iter()
+        .zip(&fds)
+        .filter(|(_, fd)| !fd.revents().is_empty())
+        .map(|((i, _), _)| *i)
+        .collect())
+}
+
+/// An operation in flight: its requests not yet answered, and its outcome so far.
+struct OpState {
+    unanswered: u8,
+    outcome: Outcome,
 }
 
 /// One bench connection: its sockets, the router that picks one per request, and the
@@ -303,10 +358,12 @@ struct KeelConnection {
     sockets: Vec<Socket<TcpStream>>,
     /// Each shard connection's index in `sockets`.
     shard_sockets: HashMap<u32, usize>,
-    /// The requests in flight, oldest first.
-    sent: VecDeque<Sent>,
-    /// The number of requests of each operation in flight, oldest first.
-    ops: VecDeque<u8>,
+    /// The operations in flight, by `seq`.
+    ops: HashMap<u64, OpState>,
+    /// Operations whose answers are all in, in the order they completed.
+    done: VecDeque<(u64, Outcome)>,
+    /// The indices of the sockets with requests in flight (reused between waits).
+    waiting: Vec<usize>,
     /// The read buffer, shared by the sockets.
     chunk: Vec<u8>,
 }
@@ -371,8 +428,9 @@ impl KeelConnection {
             started: Instant::now(),
             sockets: vec![shared],
             shard_sockets: HashMap::new(),
-            sent: VecDeque::new(),
-            ops: VecDeque::new(),
+            ops: HashMap::new(),
+            done: VecDeque::new(),
+            waiting: Vec::new(),
             chunk,
         })
     }
@@ -406,43 +464,90 @@ impl KeelConnection {
         }
     }
 
-    /// Queues `request` on its socket.
-    fn queue(&mut self, request: &Request) {
-        let is_read = matches!(request, Request::GetItem(_));
+    /// Queues `request`, request `index` of operation `op`, on its socket; a request
+    /// too large to send fails at once (`too_large`).
+    fn queue(&mut self, op: u64, index: u8, request: &Request) {
+        let pending = Pending {
+            op,
+            index,
+            is_read: matches!(request, Request::GetItem(_)),
+        };
         let socket = self.socket_for(request);
-        let queued = self.sockets.get_mut(socket).and_then(|s| s.queue(request));
-        self.sent.push_back(match queued {
-            Some(id) => Sent::Queued {
-                socket,
-                id,
-                is_read,
-            },
-            None => Sent::Failed("too_large"),
-        });
+        let queued = self
+            .sockets
+            .get_mut(socket)
+            .and_then(|s| s.queue(request, pending));
+        if queued.is_none() {
+            self.settle(pending, Outcome::Error("too_large".to_owned()));
+        }
     }
 
-    /// The outcome of the oldest request in flight.
-    fn take(&mut self) -> Result<Outcome, DriverError> {
-        match self.sent.pop_front() {
-            Some(Sent::Queued {
-                socket,
-                id,
-                is_read,
-            }) => {
-                let Some(s) = self.sockets.get_mut(socket) else {
-                    return Err(DriverError::Protocol {
-                        addr: "keel".to_owned(),
-                        message: format!("no socket {socket}"),
-                    });
-                };
-                let answer = s.wait(id, &mut self.chunk)?;
-                Ok(outcome_of(answer, is_read))
+    /// Folds the outcome of one request into its operation's; an operation whose answers
+    /// are all in moves to `done`.
+    fn settle(&mut self, pending: Pending, this: Outcome) {
+        let Some(state) = self.ops.get_mut(&pending.op) else {
+            return;
+        };
+        let so_far = std::mem::replace(&mut state.outcome, Outcome::Ok);
+        state.outcome = combine(so_far, usize::from(pending.index), this);
+        state.unanswered = state.unanswered.saturating_sub(1);
+        if state.unanswered == 0 {
+            if let Some(state) = self.ops.remove(&pending.op) {
+                self.done.push_back((pending.op, state.outcome));
             }
-            Some(Sent::Failed(kind)) => Ok(Outcome::Error(kind.to_owned())),
-            None => Err(DriverError::Protocol {
+        }
+    }
+
+    /// Settles every answer already read, on every socket; whether there was any.
+    fn settle_buffered(&mut self) -> Result<bool, DriverError> {
+        let mut any = false;
+        for i in 0..self.sockets.len() {
+            while let Some((pending, answer)) = match self.sockets.get_mut(i) {
+                Some(socket) => socket.answer()?,
+                None => None,
+            } {
+                self.settle(pending, outcome_of(answer, pending.is_read));
+                any = true;
+            }
+        }
+        Ok(any)
+    }
+
+    /// Waits until a socket with requests in flight has bytes and reads them: a blocking
+    /// read when only one socket is waited on, `poll(2)` over them otherwise.
+    fn read_some(&mut self) -> Result<(), DriverError> {
+        let mut waiting = std::mem::take(&mut self.waiting);
+        waiting.clear();
+        waiting.extend(
+            self.sockets
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.pending.is_empty())
+                .map(|(i, _)| i),
+        );
+        let result = self.read_ready(&waiting);
+        self.waiting = waiting;
+        result
+    }
+
+    fn read_ready(&mut self, waiting: &[usize]) -> Result<(), DriverError> {
+        let &[first, ..] = waiting else {
+            return Err(DriverError::Protocol {
                 addr: "keel".to_owned(),
-                message: "recv with nothing in flight".to_owned(),
-            }),
+                message: "operations in flight with no request waiting for an answer".to_owned(),
+            });
+        };
+        if waiting.len() > 1 {
+            for i in poll_readable(&self.sockets, waiting, self.timeout)? {
+                if let Some(s) = self.sockets.get_mut(i) {
+                    s.fill(&mut self.chunk)?;
+                }
+            }
+            return Ok(());
+        }
+        match self.sockets.get_mut(first) {
+            Some(s) => s.fill(&mut self.chunk),
+            None => Ok(()),
         }
     }
 
@@ -518,37 +623,32 @@ impl KeelConnection {
 }
 
 impl Connection for KeelConnection {
-    fn send(&mut self, op: &Operation) -> Result<(), DriverError> {
+    fn send(&mut self, seq: u64, op: &Operation) -> Result<(), DriverError> {
+        if self.ops.contains_key(&seq) {
+            return Err(DriverError::Protocol {
+                addr: "keel".to_owned(),
+                message: format!("operation {seq} is already in flight"),
+            });
+        }
         let requests = match *op {
-            Operation::Read { key } => {
-                let get = self.get(key);
-                self.queue(&get);
-                1
-            }
-            Operation::Update { key, fields } => {
-                let update = self.update(key, fields);
-                self.queue(&update);
-                1
-            }
-            Operation::Insert { key } => {
-                let put = self.put(key);
-                self.queue(&put);
-                1
-            }
-            Operation::Scan { key, count } => {
-                let scan = self.scan(key, count);
-                self.queue(&scan);
-                1
-            }
             Operation::ReadModifyWrite { key, fields } => {
-                let get = self.get(key);
-                self.queue(&get);
-                let update = self.update(key, fields);
-                self.queue(&update);
-                2
+                vec![self.get(key), self.update(key, fields)]
             }
+            Operation::Read { key } => vec![self.get(key)],
+            Operation::Update { key, fields } => vec![self.update(key, fields)],
+            Operation::Insert { key } => vec![self.put(key)],
+            Operation::Scan { key, count } => vec![self.scan(key, count)],
         };
-        self.ops.push_back(requests);
+        self.ops.insert(
+            seq,
+            OpState {
+                unanswered: requests.len() as u8,
+                outcome: Outcome::Ok,
+            },
+        );
+        for (index, request) in requests.iter().enumerate() {
+            self.queue(seq, index as u8, request);
+        }
         Ok(())
     }
 
@@ -559,19 +659,21 @@ impl Connection for KeelConnection {
         Ok(())
     }
 
-    fn recv(&mut self) -> Result<Outcome, DriverError> {
-        let Some(requests) = self.ops.pop_front() else {
-            return Err(DriverError::Protocol {
-                addr: "keel".to_owned(),
-                message: "recv with nothing in flight".to_owned(),
-            });
-        };
-        let mut outcome = Outcome::Ok;
-        for i in 0..usize::from(requests) {
-            let this = self.take()?;
-            outcome = combine(outcome, i, this);
+    fn recv(&mut self) -> Result<(u64, Outcome), DriverError> {
+        loop {
+            if let Some(done) = self.done.pop_front() {
+                return Ok(done);
+            }
+            if self.ops.is_empty() {
+                return Err(DriverError::Protocol {
+                    addr: "keel".to_owned(),
+                    message: "recv with nothing in flight".to_owned(),
+                });
+            }
+            if !self.settle_buffered()? {
+                self.read_some()?;
+            }
         }
-        Ok(outcome)
     }
 }
 

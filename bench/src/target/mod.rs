@@ -9,9 +9,10 @@
 //!
 //! A [`Connection`] is used by one thread. It pipelines: [`Connection::send`] queues an
 //! operation, [`Connection::flush`] puts queued operations on the wire, and
-//! [`Connection::recv`] returns the outcome of the oldest operation not yet received (in
-//! send order). A [`DriverError`] means the connection is unusable: the runner counts
-//! every operation in flight on it as failed and opens a new one.
+//! [`Connection::recv`] returns the next operation to complete, with the number the runner
+//! gave it, in the order the target answers (send order for Redis, whatever order the
+//! shards finish in for keel). A [`DriverError`] means the connection is unusable: the
+//! runner counts every operation in flight on it as failed and opens a new one.
 
 pub mod keel;
 pub mod redis;
@@ -99,12 +100,16 @@ impl DriverError {
 
 /// One pipelined connection to a target, used by one thread.
 pub trait Connection: Send {
-    /// Queues `op`; it may stay buffered until [`Connection::flush`].
-    fn send(&mut self, op: &Operation) -> Result<(), DriverError>;
+    /// Queues `op` as operation `seq` (the caller's number for it, unique among the
+    /// operations in flight); it may stay buffered until [`Connection::flush`].
+    fn send(&mut self, seq: u64, op: &Operation) -> Result<(), DriverError>;
     /// Sends every queued operation.
     fn flush(&mut self) -> Result<(), DriverError>;
-    /// Waits for the outcome of the oldest operation not yet received.
-    fn recv(&mut self) -> Result<Outcome, DriverError>;
+    /// Waits for the next operation in flight to complete and returns its `seq` and
+    /// outcome. Operations complete in the order the target answers them: a target that
+    /// answers out of order (keel) has a fast answer counted when it arrives, not when
+    /// the older ones are in.
+    fn recv(&mut self) -> Result<(u64, Outcome), DriverError>;
 }
 
 /// A target: how to prepare it and open connections to it.

@@ -109,8 +109,9 @@ struct RedisConnection {
     field_bytes: usize,
     out: Vec<u8>,
     input: Vec<u8>,
-    /// Replies still expected for each operation in flight, oldest first.
-    expected: VecDeque<u8>,
+    /// Each operation in flight, oldest first (Redis answers in order): its `seq` and
+    /// the replies it expects.
+    expected: VecDeque<(u64, u8)>,
 }
 
 impl RedisConnection {
@@ -218,7 +219,7 @@ fn outcome_of(reply: &Reply) -> Outcome {
 }
 
 impl Connection for RedisConnection {
-    fn send(&mut self, op: &Operation) -> Result<(), DriverError> {
+    fn send(&mut self, seq: u64, op: &Operation) -> Result<(), DriverError> {
         let replies = match *op {
             Operation::Read { key } => {
                 let key = key_name(key);
@@ -262,7 +263,7 @@ impl Connection for RedisConnection {
                 2
             }
         };
-        self.expected.push_back(replies);
+        self.expected.push_back((seq, replies));
         Ok(())
     }
 
@@ -275,8 +276,8 @@ impl Connection for RedisConnection {
         result.map_err(|source| self.io("write", source))
     }
 
-    fn recv(&mut self) -> Result<Outcome, DriverError> {
-        let Some(replies) = self.expected.pop_front() else {
+    fn recv(&mut self) -> Result<(u64, Outcome), DriverError> {
+        let Some((seq, replies)) = self.expected.pop_front() else {
             return Err(DriverError::Protocol {
                 addr: self.addr.clone(),
                 message: "recv with nothing in flight".to_owned(),
@@ -294,6 +295,6 @@ impl Connection for RedisConnection {
                 _ => {}
             }
         }
-        Ok(outcome)
+        Ok((seq, outcome))
     }
 }

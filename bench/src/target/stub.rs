@@ -112,7 +112,7 @@ impl Driver for StubDriver {
     ) -> Result<Box<dyn Connection>, DriverError> {
         Ok(Box::new(StubConnection {
             server: Arc::clone(&self.server),
-            queued: 0,
+            queued: Vec::new(),
             in_flight: VecDeque::new(),
         }))
     }
@@ -120,28 +120,29 @@ impl Driver for StubDriver {
 
 struct StubConnection {
     server: Arc<Server>,
-    queued: usize,
-    in_flight: VecDeque<Duration>,
+    /// Operations queued and not yet flushed, by `seq`.
+    queued: Vec<u64>,
+    /// Operations admitted, in order: `seq` and when the server finishes it.
+    in_flight: VecDeque<(u64, Duration)>,
 }
 
 impl Connection for StubConnection {
-    fn send(&mut self, _op: &Operation) -> Result<(), DriverError> {
-        self.queued += 1;
+    fn send(&mut self, seq: u64, _op: &Operation) -> Result<(), DriverError> {
+        self.queued.push(seq);
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), DriverError> {
         let arrival = self.server.epoch.elapsed();
-        for _ in 0..self.queued {
+        for seq in self.queued.drain(..) {
             let done = self.server.admit(arrival);
-            self.in_flight.push_back(done);
+            self.in_flight.push_back((seq, done));
         }
-        self.queued = 0;
         Ok(())
     }
 
-    fn recv(&mut self) -> Result<Outcome, DriverError> {
-        let Some(done) = self.in_flight.pop_front() else {
+    fn recv(&mut self) -> Result<(u64, Outcome), DriverError> {
+        let Some((seq, done)) = self.in_flight.pop_front() else {
             return Err(DriverError::Protocol {
                 addr: "stub".to_owned(),
                 message: "recv with nothing in flight".to_owned(),
@@ -151,6 +152,6 @@ impl Connection for StubConnection {
         if done > now {
             std::thread::sleep(done - now);
         }
-        Ok(Outcome::Ok)
+        Ok((seq, Outcome::Ok))
     }
 }

@@ -83,18 +83,40 @@ fn frames(answers: &[(u64, Response)]) -> Vec<u8> {
     out
 }
 
+/// The request in flight for read `n` of the scripted sockets: operation `n`.
+fn read_of(n: u64) -> Pending {
+    Pending {
+        op: n,
+        index: 0,
+        is_read: true,
+    }
+}
+
 /// A socket with `queued` reads queued and flushed, whose peer answers `input`.
 fn socket(queued: u64, input: Vec<u8>, end: Option<ErrorKind>) -> Socket<Scripted> {
     let mut socket = Socket::new("scripted", 100, Scripted::new(input, 7, end));
     for n in 0..queued {
-        assert_eq!(socket.queue(&get_request(n)), Some(n));
+        assert_eq!(socket.queue(&get_request(n), read_of(n)), Some(n));
     }
     socket.flush().unwrap();
     socket
 }
 
+/// The next answer of `socket`, reading as needed.
+fn next_answer(
+    socket: &mut Socket<Scripted>,
+    chunk: &mut [u8],
+) -> Result<(Pending, Response), DriverError> {
+    loop {
+        if let Some(answer) = socket.answer()? {
+            return Ok(answer);
+        }
+        socket.fill(chunk)?;
+    }
+}
+
 #[test]
-fn answers_out_of_order_are_kept_until_their_turn() {
+fn answers_are_taken_in_the_order_they_arrive() {
     let input = frames(&[(2, found(2)), (0, found(0)), (3, found(3)), (1, found(1))]);
     let mut socket = socket(4, input, None);
     // The requests went out as frames 0..4, in order.
@@ -107,14 +129,11 @@ fn answers_out_of_order_are_kept_until_their_turn() {
     }
     assert!(decoder.next_frame().unwrap().is_none());
     let mut chunk = vec![0u8; 64];
-    assert_eq!(socket.wait(0, &mut chunk).unwrap(), found(0));
-    assert_eq!(socket.early.keys().copied().collect::<Vec<_>>(), vec![2]);
-    assert_eq!(socket.wait(1, &mut chunk).unwrap(), found(1));
-    assert_eq!(socket.early.len(), 2);
-    // 2 and 3 are in already: no more reads (the script is at its end).
-    assert_eq!(socket.wait(2, &mut chunk).unwrap(), found(2));
-    assert_eq!(socket.wait(3, &mut chunk).unwrap(), found(3));
-    assert!(socket.early.is_empty());
+    for n in [2, 0, 3, 1] {
+        let (pending, answer) = next_answer(&mut socket, &mut chunk).unwrap();
+        assert_eq!((pending, answer), (read_of(n), found(n)));
+    }
+    assert!(socket.pending.is_empty());
     assert_eq!(socket.decoder.buffered_bytes(), 0);
 }
 
@@ -122,18 +141,17 @@ fn answers_out_of_order_are_kept_until_their_turn() {
 fn an_answer_to_a_request_not_in_flight_is_a_protocol_error() {
     let cases: [&[u64]; 3] = [
         &[5],    // never sent
+        &[3],    // the next id, not sent yet
         &[1, 1], // answered twice
-        &[0, 0], // the one taken, again
     ];
     for ids in cases {
         let answers: Vec<(u64, Response)> = ids.iter().map(|&id| (id, found(id))).collect();
         let mut socket = socket(3, frames(&answers), None);
         let mut chunk = vec![0u8; 64];
-        if ids == [0, 0] {
-            assert_eq!(socket.wait(0, &mut chunk).unwrap(), found(0));
+        if ids == [1, 1] {
+            assert_eq!(next_answer(&mut socket, &mut chunk).unwrap().1, found(1));
         }
-        let wait = if ids == [0, 0] { 1 } else { 0 };
-        let error = socket.wait(wait, &mut chunk).unwrap_err();
+        let error = next_answer(&mut socket, &mut chunk).unwrap_err();
         assert_eq!(error.kind(), "protocol", "{ids:?}: {error}");
         assert!(error.to_string().contains("not in flight"), "{error}");
     }
@@ -144,17 +162,14 @@ fn a_closed_socket_a_timeout_and_a_bad_frame_break_the_connection() {
     let mut chunk = vec![0u8; 64];
     let partial = frames(&[(0, found(0))]);
     let cut = partial[..partial.len() - 1].to_vec();
-    let error = socket(1, cut.clone(), None)
-        .wait(0, &mut chunk)
-        .unwrap_err();
+    let error = next_answer(&mut socket(1, cut.clone(), None), &mut chunk).unwrap_err();
     assert!(
         matches!(error, DriverError::Io { op: "read", .. }),
         "{error}"
     );
     assert_eq!(error.kind(), "connection");
-    let error = socket(1, cut, Some(ErrorKind::WouldBlock))
-        .wait(0, &mut chunk)
-        .unwrap_err();
+    let mut stalled = socket(1, cut, Some(ErrorKind::WouldBlock));
+    let error = next_answer(&mut stalled, &mut chunk).unwrap_err();
     assert!(
         matches!(
             error,
@@ -168,8 +183,43 @@ fn a_closed_socket_a_timeout_and_a_bad_frame_break_the_connection() {
     let mut corrupt = frames(&[(0, found(0))]);
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0xff;
-    let error = socket(1, corrupt, None).wait(0, &mut chunk).unwrap_err();
+    let error = next_answer(&mut socket(1, corrupt, None), &mut chunk).unwrap_err();
     assert_eq!(error.kind(), "protocol", "{error}");
+}
+
+/// Two TCP sockets on 127.0.0.1 and the peer end of each.
+fn socket_pair() -> (Vec<Socket<TcpStream>>, Vec<TcpStream>) {
+    let mut sockets = Vec::new();
+    let mut peers = Vec::new();
+    for _ in 0..2 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stream = TcpStream::connect(&addr).unwrap();
+        sockets.push(Socket::new(&addr, 50, stream));
+        peers.push(listener.accept().unwrap().0);
+    }
+    (sockets, peers)
+}
+
+#[test]
+fn poll_finds_the_socket_with_an_answer_and_times_out_when_none_has() {
+    let (sockets, mut peers) = socket_pair();
+    let timeout = Duration::from_millis(50);
+    let error = poll_readable(&sockets, &[0, 1], timeout).unwrap_err();
+    assert!(
+        matches!(error, DriverError::Timeout { timeout_ms: 50, .. }),
+        "{error}"
+    );
+    peers[1].write_all(&frames(&[(0, found(0))])).unwrap();
+    assert_eq!(poll_readable(&sockets, &[0, 1], timeout).unwrap(), vec![1]);
+    // A socket not waited on is not looked at.
+    assert!(poll_readable(&sockets, &[0], timeout).is_err());
+    // A peer that closes makes its socket ready too (its read then fails).
+    drop(peers.remove(0));
+    assert_eq!(
+        poll_readable(&sockets, &[0, 1], timeout).unwrap(),
+        vec![0, 1]
+    );
 }
 
 #[test]
@@ -185,9 +235,10 @@ fn a_request_over_the_frame_limit_is_not_queued() {
         args: ExprArgs::default(),
         return_values: ReturnValues::None,
     });
-    assert_eq!(socket.queue(&put), None);
+    assert_eq!(socket.queue(&put, read_of(1)), None);
     assert!(socket.out.is_empty());
-    assert_eq!(socket.queue(&get_request(1)), Some(1));
+    assert!(!socket.pending.contains_key(&1));
+    assert_eq!(socket.queue(&get_request(1), read_of(1)), Some(1));
 }
 
 #[test]
@@ -345,32 +396,50 @@ fn every_ycsb_workload_runs_against_a_node_and_items_go_to_their_shard() {
         partition_shard(&partitions, hash).unwrap()
     };
     for n in 0..64 {
-        conn.send(&Operation::Read { key: n }).unwrap();
+        conn.send(n, &Operation::Read { key: n }).unwrap();
     }
-    let sent: Vec<Sent> = conn.sent.iter().copied().collect();
-    conn.flush().unwrap();
     assert_eq!(conn.sockets.len(), 2, "one socket per shard");
     assert_eq!(conn.sockets[1].addr, node.addrs.shards[1].to_string());
     let mut shards_seen = [0; 2];
-    for (n, sent) in (0..64).zip(&sent) {
-        let Sent::Queued { socket, .. } = *sent else {
-            panic!("{sent:?}");
-        };
+    for n in 0..64 {
         let shard = shard_of(n);
         shards_seen[shard as usize] += 1;
-        assert_eq!(socket, shard as usize, "record {n} of shard {shard}");
+        let on = conn.sockets[shard as usize]
+            .pending
+            .values()
+            .filter(|p| p.op == n);
+        assert_eq!(on.count(), 1, "record {n} of shard {shard}");
     }
     assert!(shards_seen.iter().all(|&k| k > 0), "{shards_seen:?}");
-    for n in 0..64 {
-        assert_eq!(conn.recv().unwrap(), Outcome::Ok, "record {n}");
+    conn.flush().unwrap();
+    // Both sockets have reads in flight: the answers are waited for with poll(2).
+    let mut answered = std::collections::BTreeSet::new();
+    for _ in 0..64 {
+        let (seq, outcome) = conn.recv().unwrap();
+        assert_eq!(outcome, Outcome::Ok, "record {seq}");
+        assert!(answered.insert(seq), "record {seq} answered twice");
     }
-    assert!(conn.sockets.iter().all(|s| s.early.is_empty()));
+    assert_eq!(answered.len(), 64);
+    assert!(conn.sockets.iter().all(|s| s.pending.is_empty()));
+    assert!(conn.ops.is_empty());
+    assert!(conn.recv().is_err(), "nothing in flight");
+}
+
+/// What [`fake_node`] does with item requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    /// Closes the connection at the first.
+    Close,
+    /// Stays silent from the first on, until told to stop.
+    Silent,
+    /// Takes three, then answers them newest first: the first a miss, the others found.
+    Reverse,
 }
 
 /// A stand-in for a node, on 127.0.0.1, for one connection: it answers Hello and
-/// DescribeTable (no such table, so everything takes this connection), then takes one
-/// item request and closes the connection (`close`) or stays silent until `done` fires.
-fn fake_node(close: bool) -> (String, flume::Sender<()>, std::thread::JoinHandle<()>) {
+/// DescribeTable (no such table, so everything takes this connection), then treats item
+/// requests as `peer` says, and ends when `done` fires or the driver closes.
+fn fake_node(peer: Peer) -> (String, flume::Sender<()>, std::thread::JoinHandle<()>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (done_tx, done_rx) = flume::bounded::<()>(1);
@@ -379,6 +448,7 @@ fn fake_node(close: bool) -> (String, flume::Sender<()>, std::thread::JoinHandle
         let (mut stream, _) = listener.accept().unwrap();
         let mut decoder = FrameDecoder::new(FRAME_BODY_BYTES_MAX);
         let mut chunk = vec![0u8; 4096];
+        let mut held = Vec::new();
         loop {
             while let Some(frame) = decoder.next_frame().unwrap() {
                 let id = frame.header.request_id;
@@ -391,8 +461,21 @@ fn fake_node(close: bool) -> (String, flume::Sender<()>, std::thread::JoinHandle
                     Request::DescribeTable { .. } => {
                         Response::Error(ErrorResponse::new(ErrorCode::ResourceNotFound, "no"))
                     }
-                    _ if close => return,
+                    _ if peer == Peer::Close => return,
+                    _ if peer == Peer::Silent => {
+                        let _ = done_rx.recv();
+                        return;
+                    }
                     _ => {
+                        held.push(id);
+                        if held.len() < 3 {
+                            continue;
+                        }
+                        let mut out = Vec::new();
+                        encode_response(held[2], &found(2), &mut out);
+                        encode_response(held[1], &found(1), &mut out);
+                        encode_response(held[0], &Response::Item(None), &mut out);
+                        stream.write_all(&out).unwrap();
                         let _ = done_rx.recv();
                         return;
                     }
@@ -410,10 +493,39 @@ fn fake_node(close: bool) -> (String, flume::Sender<()>, std::thread::JoinHandle
 }
 
 #[test]
+fn an_operation_completes_when_its_answers_are_in_whatever_the_order() {
+    let spec = spec("f", 10);
+    let (addr, done, peer) = fake_node(Peer::Reverse);
+    let driver = KeelDriver::new(&addr, &options());
+    let mut conn = driver
+        .connect(&spec, Arc::new(ValuePool::new(1)), 1)
+        .unwrap();
+    // Operation 7 is a read-modify-write (requests 2 and 3 of the socket, after Hello
+    // and DescribeTable), operation 8 a read (request 4). The peer answers 4, then 3,
+    // then 2 (a miss).
+    let rmw = Operation::ReadModifyWrite {
+        key: 1,
+        fields: Fields::One(0),
+    };
+    conn.send(7, &rmw).unwrap();
+    conn.send(8, &Operation::Read { key: 2 }).unwrap();
+    conn.flush().unwrap();
+    assert_eq!(
+        conn.recv().unwrap(),
+        (8, Outcome::Ok),
+        "the newer read first"
+    );
+    // The read decides the read-modify-write's miss, though its write answered first.
+    assert_eq!(conn.recv().unwrap(), (7, Outcome::Miss));
+    let _ = done.send(());
+    peer.join().unwrap();
+}
+
+#[test]
 fn a_closed_or_silent_peer_breaks_the_connection() {
     let spec = spec("c", 10);
     for close in [true, false] {
-        let (addr, done, peer) = fake_node(close);
+        let (addr, done, peer) = fake_node(if close { Peer::Close } else { Peer::Silent });
         let options = DriverOptions {
             request_timeout_ms: 200,
             ..options()
@@ -422,7 +534,7 @@ fn a_closed_or_silent_peer_breaks_the_connection() {
         let mut conn = driver
             .connect(&spec, Arc::new(ValuePool::new(1)), 1)
             .unwrap();
-        conn.send(&Operation::Read { key: 1 }).unwrap();
+        conn.send(0, &Operation::Read { key: 1 }).unwrap();
         let broken = conn.flush().and_then(|()| conn.recv()).unwrap_err();
         let (want, ok) = if close {
             ("connection", matches!(broken, DriverError::Io { .. }))
