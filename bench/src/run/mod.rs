@@ -345,20 +345,32 @@ fn worker(shared: &Shared<'_>, c: usize) -> WorkerResult {
             }
         }
         if broken.is_none() && !in_flight.is_empty() {
-            match conn.recv() {
-                Ok((seq, outcome)) => {
-                    let done_ns = shared.now_ns();
-                    match in_flight.remove(&seq) {
-                        Some(f) => record(shared, c, &mut result, &f, &outcome, done_ns),
-                        None => {
+            // Wait for one answer, then take every other one already read, so that the
+            // next pass refills the window with one write.
+            let mut next = conn.recv().map(Some);
+            loop {
+                match next {
+                    Ok(Some((seq, outcome))) => {
+                        let done_ns = shared.now_ns();
+                        let Some(f) = in_flight.remove(&seq) else {
                             broken = Some(DriverError::Protocol {
                                 addr: shared.driver.describe(),
                                 message: format!("an outcome for operation {seq}, not in flight"),
                             });
-                        }
+                            break;
+                        };
+                        record(shared, c, &mut result, &f, &outcome, done_ns);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        broken = Some(e);
+                        break;
                     }
                 }
-                Err(e) => broken = Some(e),
+                if in_flight.is_empty() {
+                    break;
+                }
+                next = conn.recv_ready();
             }
         }
         if let Some(e) = broken {

@@ -659,6 +659,13 @@ impl Connection for KeelConnection {
         Ok(())
     }
 
+    fn recv_ready(&mut self) -> Result<Option<(u64, Outcome)>, DriverError> {
+        if self.done.is_empty() {
+            self.settle_buffered()?;
+        }
+        Ok(self.done.pop_front())
+    }
+
     fn recv(&mut self) -> Result<(u64, Outcome), DriverError> {
         loop {
             if let Some(done) = self.done.pop_front() {

@@ -110,6 +110,11 @@ pub trait Connection: Send {
     /// answers out of order (keel) has a fast answer counted when it arrives, not when
     /// the older ones are in.
     fn recv(&mut self) -> Result<(u64, Outcome), DriverError>;
+    /// [`Connection::recv`] without waiting: an operation whose answers are already read
+    /// (in the order `recv` would return it), or `None`. The runner takes these before it
+    /// refills its window, so that one write carries the requests that replace a burst
+    /// of answers.
+    fn recv_ready(&mut self) -> Result<Option<(u64, Outcome)>, DriverError>;
 }
 
 /// A target: how to prepare it and open connections to it.

@@ -180,14 +180,37 @@ impl RedisConnection {
         );
     }
 
-    fn read_reply(&mut self) -> Result<Reply, DriverError> {
-        loop {
-            let decoded = resp::decode(&self.input).map_err(|e| DriverError::Protocol {
+    /// The next reply if it is already in the input buffer.
+    fn buffered_reply(&mut self) -> Result<Option<Reply>, DriverError> {
+        let decoded = resp::decode(&self.input).map_err(|e| DriverError::Protocol {
+            addr: self.addr.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(decoded.map(|(reply, used)| {
+            self.input.drain(..used);
+            reply
+        }))
+    }
+
+    /// Whether the next `n` replies are all in the input buffer already.
+    fn buffered(&self, n: u8) -> Result<bool, DriverError> {
+        let mut at = 0;
+        for _ in 0..n {
+            let rest = self.input.get(at..).unwrap_or_default();
+            match resp::decode(rest).map_err(|e| DriverError::Protocol {
                 addr: self.addr.clone(),
                 message: e.to_string(),
-            })?;
-            if let Some((reply, used)) = decoded {
-                self.input.drain(..used);
+            })? {
+                Some((_, used)) => at += used,
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    fn read_reply(&mut self) -> Result<Reply, DriverError> {
+        loop {
+            if let Some(reply) = self.buffered_reply()? {
                 return Ok(reply);
             }
             let mut chunk = [0u8; 16 * 1024];
@@ -274,6 +297,21 @@ impl Connection for RedisConnection {
         let result = self.stream.write_all(&self.out);
         self.out.clear();
         result.map_err(|source| self.io("write", source))
+    }
+
+    fn recv_ready(&mut self) -> Result<Option<(u64, Outcome)>, DriverError> {
+        match self.expected.front() {
+            // One reply (all but read-modify-write and indexed inserts): decoded once.
+            Some(&(seq, 1)) => match self.buffered_reply()? {
+                Some(reply) => {
+                    self.expected.pop_front();
+                    Ok(Some((seq, outcome_of(&reply))))
+                }
+                None => Ok(None),
+            },
+            Some(&(_, replies)) if self.buffered(replies)? => self.recv().map(Some),
+            _ => Ok(None),
+        }
     }
 
     fn recv(&mut self) -> Result<(u64, Outcome), DriverError> {
