@@ -12,10 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use keel_net::client::glommio::AsyncClient;
+use keel_net::client::route::partition_shard;
 use keel_net::client::ClientOptions;
 use keel_net::codec::{
-    CreateTable, ErrorCode, ExprArgs, GetItem, PutItem, Request, Response, ReturnValues,
+    CreateTable, ErrorCode, ExprArgs, GetItem, PartitionInfo, PutItem, Request, Response,
+    ReturnValues,
 };
+use keel_net::model::{partition_hash, KeyValue};
 use keel_net::{Item, KeyAttribute, KeySchema, KeyType, Value};
 
 /// What to measure.
@@ -41,13 +44,16 @@ pub struct NodeBenchSettings {
     pub cpu: Option<usize>,
     /// Generator threads, each with its own executor and a share of the clients.
     pub threads: usize,
+    /// Thread `t` asks only for keys of shard `t % shards` (the shard `keel start` pins to
+    /// CPU `t`); otherwise every thread asks for keys of every shard.
+    pub local_keys: bool,
 }
 
 const TABLE: &str = "node_bench";
 
 fn item(k: u64, value_bytes: usize) -> Item {
     let mut i = Item::new();
-    i.insert("id".into(), Value::S(format!("k{k:010}")));
+    i.insert("id".into(), Value::S(key_name(k)));
     i.insert("v".into(), Value::B(vec![(k % 251) as u8; value_bytes]));
     i
 }
@@ -63,7 +69,7 @@ fn request(op: &str, k: u64, value_bytes: usize) -> Request {
         })
     } else {
         let mut key = Item::new();
-        key.insert("id".into(), Value::S(format!("k{k:010}")));
+        key.insert("id".into(), Value::S(key_name(k)));
         Request::GetItem(GetItem {
             table: TABLE.into(),
             key,
@@ -85,16 +91,17 @@ pub fn run(s: NodeBenchSettings) -> anyhow::Result<()> {
         s.threads == 1 || s.cpu.is_none(),
         "--cpu pins a single generator thread"
     );
-    executor(s.cpu)?.run(setup(s.clone()))?;
+    let partitions = executor(s.cpu)?.run(setup(s.clone()))?;
     let measure_from = Instant::now() + s.warmup;
     let threads: Vec<_> = (0..s.threads)
         .map(|t| {
             let s = s.clone();
             let clients: Vec<usize> = (0..s.connections).filter(|c| c % s.threads == t).collect();
             let cpu = if s.threads > 1 { Some(t) } else { s.cpu };
+            let keys = Keys::new(&s, &partitions, t);
             std::thread::Builder::new()
                 .name(format!("keel-node-bench-{t}"))
-                .spawn(move || executor(cpu)?.run(measure(s, clients, measure_from)))
+                .spawn(move || executor(cpu)?.run(measure(s, clients, keys, measure_from)))
         })
         .collect::<Result<_, _>>()?;
     let mut hist = crate::latency_histogram_us()?;
@@ -108,13 +115,14 @@ pub fn run(s: NodeBenchSettings) -> anyhow::Result<()> {
     }
     let secs = s.duration.as_secs_f64();
     println!(
-        "{} {} B values, {} clients x {} in flight ({} generator threads): {:.0} requests/s, \
+        "{} {} B values, {} clients x {} in flight ({} generator threads{}): {:.0} requests/s, \
          p50 {} us, p99 {} us, p99.9 {} us, max {} us, errors {}",
         s.op,
         s.value_bytes,
         s.connections,
         s.in_flight,
         s.threads,
+        if s.local_keys { ", local keys" } else { "" },
         hist.len() as f64 / secs,
         hist.value_at_quantile(0.5),
         hist.value_at_quantile(0.99),
@@ -137,8 +145,53 @@ fn executor(cpu: Option<usize>) -> anyhow::Result<glommio::LocalExecutor> {
         .map_err(|e| anyhow::anyhow!("executor: {e}"))
 }
 
-/// Creates the table and, for `get`, loads the items.
-async fn setup(s: NodeBenchSettings) -> anyhow::Result<()> {
+/// The keys one generator thread asks for: all of them, or those of one shard.
+#[derive(Debug, Clone)]
+struct Keys {
+    items: u64,
+    /// With `--local-keys`: the shard of each key, and the one this thread wants.
+    only: Option<(Vec<u32>, u32)>,
+}
+
+impl Keys {
+    fn new(s: &NodeBenchSettings, partitions: &[PartitionInfo], thread: usize) -> Keys {
+        let shards = partitions.iter().map(|p| p.shard + 1).max().unwrap_or(1);
+        let only = s.local_keys.then(|| {
+            let shard_of = (0..s.items)
+                .map(|k| {
+                    let hash = partition_hash(&KeyValue::S(key_name(k)));
+                    partition_shard(partitions, hash).unwrap_or(0)
+                })
+                .collect();
+            (shard_of, thread as u32 % shards)
+        });
+        Keys {
+            items: s.items.max(1),
+            only,
+        }
+    }
+
+    /// The key for the random draw `x` (advancing `x` past the keys of other shards).
+    fn pick(&self, x: &mut u64) -> u64 {
+        loop {
+            *x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let k = (*x >> 16) % self.items;
+            match &self.only {
+                Some((shard_of, want)) if shard_of.get(k as usize) != Some(want) => {}
+                _ => return k,
+            }
+        }
+    }
+}
+
+fn key_name(k: u64) -> String {
+    format!("k{k:010}")
+}
+
+/// Creates the table and, for `get`, loads the items; the table's partitions.
+async fn setup(s: NodeBenchSettings) -> anyhow::Result<Vec<PartitionInfo>> {
     let setup = AsyncClient::connect(&s.endpoint, ClientOptions::default())
         .await
         .with_context(|| format!("connecting to {}", s.endpoint))?;
@@ -152,6 +205,15 @@ async fn setup(s: NodeBenchSettings) -> anyhow::Result<()> {
         Response::Error(e) if e.code == ErrorCode::ResourceInUse => {}
         other => anyhow::bail!("creating the table: {other:?}"),
     }
+    let partitions = match setup
+        .call(Request::DescribeTable {
+            table: TABLE.into(),
+        })
+        .await?
+    {
+        Response::Table(t) => t.partitions,
+        other => anyhow::bail!("describing the table: {other:?}"),
+    };
     if s.op == "get" {
         let started = Instant::now();
         for chunk in (0..s.items).collect::<Vec<_>>().chunks(256) {
@@ -172,7 +234,7 @@ async fn setup(s: NodeBenchSettings) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
-    Ok(())
+    Ok(partitions)
 }
 
 /// Drives `clients` (indexes into the settings' clients) from `measure_from` for the
@@ -180,8 +242,10 @@ async fn setup(s: NodeBenchSettings) -> anyhow::Result<()> {
 async fn measure(
     s: NodeBenchSettings,
     clients: Vec<usize>,
+    keys: Keys,
     measure_from: Instant,
 ) -> anyhow::Result<(Histogram<u64>, u64)> {
+    let keys = Rc::new(keys);
     let hist = Rc::new(RefCell::new(crate::latency_histogram_us()?));
     let errors = Rc::new(RefCell::new(0u64));
     let end = measure_from + s.duration;
@@ -192,7 +256,7 @@ async fn measure(
             let client = client.clone();
             let hist = hist.clone();
             let errors = errors.clone();
-            let (op, items, vb) = (s.op.clone(), s.items, s.value_bytes);
+            let (op, keys, vb) = (s.op.clone(), keys.clone(), s.value_bytes);
             let mut k = (c * 7919 + f * 104_729) as u64;
             tasks.push(glommio::spawn_local(async move {
                 loop {
@@ -200,12 +264,7 @@ async fn measure(
                     if t >= end {
                         break;
                     }
-                    k = k
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    let r = client
-                        .call(request(&op, (k >> 16) % items.max(1), vb))
-                        .await;
+                    let r = client.call(request(&op, keys.pick(&mut k), vb)).await;
                     if t >= measure_from {
                         match r {
                             Ok(Response::Item(_)) => {
@@ -225,4 +284,65 @@ async fn measure(
     let h = hist.borrow().clone();
     let e = *errors.borrow();
     Ok((h, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(local_keys: bool) -> NodeBenchSettings {
+        NodeBenchSettings {
+            endpoint: String::new(),
+            op: "get".into(),
+            connections: 2,
+            in_flight: 1,
+            items: 1000,
+            value_bytes: 1,
+            warmup: Duration::ZERO,
+            duration: Duration::ZERO,
+            cpu: None,
+            threads: 2,
+            local_keys,
+        }
+    }
+
+    /// Two shards, each owning half of the hash space.
+    fn halves() -> Vec<PartitionInfo> {
+        vec![
+            PartitionInfo {
+                hash_low: 0,
+                hash_high: u64::MAX / 2,
+                shard: 0,
+            },
+            PartitionInfo {
+                hash_low: u64::MAX / 2 + 1,
+                hash_high: u64::MAX,
+                shard: 1,
+            },
+        ]
+    }
+
+    fn shard_of(k: u64) -> u32 {
+        partition_shard(&halves(), partition_hash(&KeyValue::S(key_name(k)))).unwrap()
+    }
+
+    #[test]
+    fn with_local_keys_a_thread_asks_only_for_its_shards_keys() {
+        for thread in [0usize, 1, 2, 3] {
+            let keys = Keys::new(&settings(true), &halves(), thread);
+            let mut x = 7;
+            let picked: Vec<u64> = (0..500).map(|_| keys.pick(&mut x)).collect();
+            assert!(picked.iter().all(|&k| k < 1000));
+            assert!(
+                picked.iter().all(|&k| shard_of(k) == thread as u32 % 2),
+                "thread {thread}"
+            );
+        }
+        // Without it, a thread asks for keys of both shards.
+        let keys = Keys::new(&settings(false), &halves(), 0);
+        let mut x = 7;
+        let shards: std::collections::BTreeSet<u32> =
+            (0..500).map(|_| shard_of(keys.pick(&mut x))).collect();
+        assert_eq!(shards.len(), 2);
+    }
 }

@@ -227,6 +227,29 @@ fn node_bench_drives_a_node_from_two_generator_threads() {
         .and_then(|r| r.parse().ok())
         .unwrap_or_else(|| panic!("no rate in {line}"));
     assert!(rate > 0.0, "{line}");
+    // Each thread asking only for the keys of the shard on its CPU.
+    let out = ok(
+        &node,
+        &[
+            "node-bench",
+            "--items",
+            "200",
+            "--connections",
+            "4",
+            "--in-flight",
+            "2",
+            "--threads",
+            "2",
+            "--local-keys",
+            "--warmup",
+            "0",
+            "--seconds",
+            "1",
+        ],
+    );
+    let line = out.lines().last().unwrap();
+    assert!(line.contains("(2 generator threads, local keys)"), "{line}");
+    assert!(line.ends_with("errors 0"), "{line}");
     // A thread count the clients cannot be shared over is refused.
     fails(
         &node,

@@ -89,6 +89,10 @@ enum Command {
         /// Generator threads (thread t pinned to CPU t), sharing the clients.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Thread t asks only for keys of the shard on its own CPU (shard t mod shards),
+        /// so that it takes turns with that shard instead of preempting it.
+        #[arg(long)]
+        local_keys: bool,
     },
     /// Measure a plain TCP ping-pong over 127.0.0.1 (the floor under request latency).
     TcpPingpong {
@@ -164,6 +168,7 @@ fn main() -> anyhow::Result<()> {
             seconds,
             cpu,
             threads,
+            local_keys,
         } => keel_tools::nodebench::run(keel_tools::nodebench::NodeBenchSettings {
             endpoint: args.endpoint.clone(),
             op,
@@ -175,6 +180,7 @@ fn main() -> anyhow::Result<()> {
             duration: std::time::Duration::from_secs(seconds),
             cpu,
             threads,
+            local_keys,
         }),
         Command::TcpPingpong {
             request_bytes,
