@@ -93,12 +93,17 @@ pub fn run(s: NodeBenchSettings) -> anyhow::Result<()> {
     );
     let partitions = executor(s.cpu)?.run(setup(s.clone()))?;
     let measure_from = Instant::now() + s.warmup;
-    let threads: Vec<_> = (0..s.threads)
-        .map(|t| {
+    // Every thread's keys first, so that a refusal comes before any thread starts.
+    let keys: Vec<Keys> = (0..s.threads)
+        .map(|t| Keys::new(&s, &partitions, t))
+        .collect::<anyhow::Result<_>>()?;
+    let threads: Vec<_> = keys
+        .into_iter()
+        .enumerate()
+        .map(|(t, keys)| {
             let s = s.clone();
             let clients: Vec<usize> = (0..s.connections).filter(|c| c % s.threads == t).collect();
             let cpu = if s.threads > 1 { Some(t) } else { s.cpu };
-            let keys = Keys::new(&s, &partitions, t);
             std::thread::Builder::new()
                 .name(format!("keel-node-bench-{t}"))
                 .spawn(move || executor(cpu)?.run(measure(s, clients, keys, measure_from)))
@@ -154,21 +159,35 @@ struct Keys {
 }
 
 impl Keys {
-    fn new(s: &NodeBenchSettings, partitions: &[PartitionInfo], thread: usize) -> Keys {
+    /// The keys of generator thread `thread`; an error if, with `--local-keys`, its
+    /// shard owns none of the items.
+    fn new(
+        s: &NodeBenchSettings,
+        partitions: &[PartitionInfo],
+        thread: usize,
+    ) -> anyhow::Result<Keys> {
         let shards = partitions.iter().map(|p| p.shard + 1).max().unwrap_or(1);
-        let only = s.local_keys.then(|| {
-            let shard_of = (0..s.items)
+        let only = if s.local_keys {
+            let shard_of: Vec<u32> = (0..s.items)
                 .map(|k| {
                     let hash = partition_hash(&KeyValue::S(key_name(k)));
                     partition_shard(partitions, hash).unwrap_or(0)
                 })
                 .collect();
-            (shard_of, thread as u32 % shards)
-        });
-        Keys {
+            let want = thread as u32 % shards;
+            anyhow::ensure!(
+                shard_of.contains(&want),
+                "--local-keys: none of the {} items belongs to shard {want}; give more --items",
+                s.items
+            );
+            Some((shard_of, want))
+        } else {
+            None
+        };
+        Ok(Keys {
             items: s.items.max(1),
             only,
-        }
+        })
     }
 
     /// The key for the random draw `x` (advancing `x` past the keys of other shards).
@@ -329,7 +348,7 @@ mod tests {
     #[test]
     fn with_local_keys_a_thread_asks_only_for_its_shards_keys() {
         for thread in [0usize, 1, 2, 3] {
-            let keys = Keys::new(&settings(true), &halves(), thread);
+            let keys = Keys::new(&settings(true), &halves(), thread).unwrap();
             let mut x = 7;
             let picked: Vec<u64> = (0..500).map(|_| keys.pick(&mut x)).collect();
             assert!(picked.iter().all(|&k| k < 1000));
@@ -339,10 +358,19 @@ mod tests {
             );
         }
         // Without it, a thread asks for keys of both shards.
-        let keys = Keys::new(&settings(false), &halves(), 0);
+        let keys = Keys::new(&settings(false), &halves(), 0).unwrap();
         let mut x = 7;
         let shards: std::collections::BTreeSet<u32> =
             (0..500).map(|_| shard_of(keys.pick(&mut x))).collect();
         assert_eq!(shards.len(), 2);
+        // A shard that owns none of the items is refused rather than searched forever.
+        let one = NodeBenchSettings {
+            items: 1,
+            ..settings(true)
+        };
+        let empty = 1 - shard_of(0) as usize;
+        let error = Keys::new(&one, &halves(), empty).unwrap_err().to_string();
+        assert!(error.contains("none of the 1 items"), "{error}");
+        assert!(Keys::new(&one, &halves(), 1 - empty).is_ok());
     }
 }
