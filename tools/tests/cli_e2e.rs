@@ -196,26 +196,15 @@ fn the_cli_tour_works_as_written() {
 fn node_bench_drives_a_node_from_two_generator_threads() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), 2);
-    let out = ok(
-        &node,
-        &[
-            "node-bench",
-            "--op",
-            "get",
-            "--items",
-            "200",
-            "--connections",
-            "4",
-            "--in-flight",
-            "2",
-            "--threads",
-            "2",
-            "--warmup",
-            "0",
-            "--seconds",
-            "1",
-        ],
-    );
+    // A short run of 4 clients over 2 threads, with `extra` flags.
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["node-bench", "--op", "get", "--items", "200"];
+        args.extend(["--connections", "4", "--in-flight", "2", "--threads", "2"]);
+        args.extend(["--warmup", "0", "--seconds", "1"]);
+        args.extend(extra);
+        ok(&node, &args)
+    };
+    let out = bench(&[]);
     assert!(out.contains("loaded 200 items"), "{out}");
     let line = out.lines().last().unwrap();
     assert!(line.contains("(2 generator threads)"), "{line}");
@@ -228,25 +217,7 @@ fn node_bench_drives_a_node_from_two_generator_threads() {
         .unwrap_or_else(|| panic!("no rate in {line}"));
     assert!(rate > 0.0, "{line}");
     // Each thread asking only for the keys of the shard on its CPU.
-    let out = ok(
-        &node,
-        &[
-            "node-bench",
-            "--items",
-            "200",
-            "--connections",
-            "4",
-            "--in-flight",
-            "2",
-            "--threads",
-            "2",
-            "--local-keys",
-            "--warmup",
-            "0",
-            "--seconds",
-            "1",
-        ],
-    );
+    let out = bench(&["--local-keys"]);
     let line = out.lines().last().unwrap();
     assert!(line.contains("(2 generator threads, local keys)"), "{line}");
     assert!(line.ends_with("errors 0"), "{line}");
