@@ -60,9 +60,8 @@ wait_for_port() {
     return 1
 }
 
-# keel's first shard binds the shared port while the next one still opens its engine
-# (filling an 877 MiB page cache took ~3 s on a cold run here); a client that connects in
-# that window waits for its Hello answer and can time out. Wait for the "ready" line.
+# The node's port opens when every shard serves (it binds only once every engine is
+# open), but its "ready" line is the plain signal: wait for it.
 wait_for_ready() {  # log
     for _ in $(seq 1 1200); do
         if grep -q "keel node ready" "$1" 2>/dev/null; then return 0; fi

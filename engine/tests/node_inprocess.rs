@@ -232,3 +232,40 @@ fn pipelined_requests_on_a_two_shard_node() {
         other => panic!("a stopped node's connection is still open: {other:?}"),
     }
 }
+
+/// A port on 127.0.0.1 that nothing listens on now, nor on the next two (a node's shards
+/// listen on port + 1 + k).
+fn free_port_run() -> u16 {
+    loop {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        let rest: Vec<_> = (1..=2u16)
+            .filter_map(|d| port.checked_add(d))
+            .filter_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if rest.len() == 2 {
+            return port;
+        }
+    }
+}
+
+#[test]
+fn a_node_listens_only_once_every_engine_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    // Shard 1's engine cannot open: where its directory goes there is a file.
+    std::fs::write(dir.path().join("shard-1"), b"not a directory").unwrap();
+    let port = free_port_run();
+    let mut config = NodeConfig::new(dir.path());
+    config.shards = 2;
+    config.pin = false;
+    config.cache_bytes = 8 << 20;
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    let (_stop, stop_rx) = flume::bounded(1);
+    let error = run(config, |_| panic!("the node must not be ready"), stop_rx).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("shard 1"), "{message}");
+    // Shard 0 opened its engine but was never told to bind, so nothing ever listened on
+    // the node's address (before, shard 0 bound it as soon as its own engine was open, and
+    // kept it while waiting for shard 1 in the mesh).
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("the node's port was never bound");
+}

@@ -127,6 +127,8 @@ pub enum NodeError {
 
 /// Commands from the node's controlling thread to a shard.
 enum Control {
+    /// Every engine is open: listen, sharing this address (port 0: any).
+    Bind(SocketAddr),
     /// Serve with this catalog; the shards' own addresses.
     Serve(Arc<Catalog>, Vec<String>),
     /// Stop taking requests and finish those under way.
@@ -137,6 +139,8 @@ enum Control {
 
 /// Reports from a shard to the controlling thread.
 enum Report {
+    /// The engine is open.
+    Opened,
     /// Listening; the shared and own addresses.
     Bound(SocketAddr, SocketAddr),
     /// Partitions match the catalog.
@@ -226,6 +230,11 @@ pub fn run(
         }
     };
     let mut result = Ok(());
+    // Every shard opens its engine at once (recovery and filling the page cache run in
+    // parallel); only when all are open do they bind, one after the other (the next
+    // shares the port the first was given), so that nothing listens on the node's
+    // address while a shard is still opening: a client that connects early would wait
+    // for its Hello answer until every shard serves.
     for k in 0..config.shards {
         let (ctl_tx, ctl_rx) = flume::unbounded();
         controls.push(ctl_tx);
@@ -234,7 +243,6 @@ pub fn run(
             config: config.clone(),
             dir: dir.clone(),
             catalog: catalog.clone(),
-            shared,
             mesh: mesh.clone(),
             control: ctl_rx,
             report: report_tx.clone(),
@@ -259,22 +267,30 @@ pub fn run(
                 break;
             }
         }
-        // The shard reports where it listens; the next ones share its shared port.
-        match report_rx.recv() {
-            Ok((_, Report::Bound(s, own))) => {
-                shared = s;
-                own_addrs.push(own);
-            }
-            Ok((shard, Report::Failed(message))) => {
-                result = Err(NodeError::Shard { shard, message });
-                break;
-            }
-            _ => {
-                result = Err(NodeError::Shard {
-                    shard: k,
-                    message: "stopped while starting".into(),
-                });
-                break;
+    }
+    if result.is_ok() {
+        result = (0..n).try_for_each(|_| wait(&|r| matches!(r, Report::Opened)));
+    }
+    if result.is_ok() {
+        for (k, ctl) in controls.iter().enumerate() {
+            let _ = ctl.send(Control::Bind(shared));
+            // The shard reports where it listens; the next ones share its shared port.
+            match report_rx.recv() {
+                Ok((_, Report::Bound(s, own))) => {
+                    shared = s;
+                    own_addrs.push(own);
+                }
+                Ok((shard, Report::Failed(message))) => {
+                    result = Err(NodeError::Shard { shard, message });
+                    break;
+                }
+                _ => {
+                    result = Err(NodeError::Shard {
+                        shard: k as u32,
+                        message: "stopped while starting".into(),
+                    });
+                    break;
+                }
             }
         }
     }
@@ -306,8 +322,9 @@ pub fn run(
         })();
     }
     if result.is_err() {
-        // Start-up failed: a shard may be waiting in the mesh for a peer that will never
-        // join, so the others cannot be drained. Nothing was served and everything the
+        // Start-up failed. A shard still waiting for Bind sees its control channel close
+        // and closes its engine; one that bound may be waiting in the mesh for a peer that
+        // will never join, so it cannot be drained. Nothing was served and everything the
         // engines recovered is durable: leave the threads to the process's exit.
         drop(controls);
         return result;
@@ -365,7 +382,6 @@ struct ShardSetup {
     config: NodeConfig,
     dir: PathBuf,
     catalog: Arc<Catalog>,
-    shared: SocketAddr,
     mesh: MeshBuilder<ShardMsg, Full>,
     control: flume::Receiver<Control>,
     report: flume::Sender<(u32, Report)>,
@@ -393,7 +409,13 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
         .await
         .map_err(|e| format!("opening the engine: {e}"))?;
     engine.spawn_checkpointer(None);
-    let shared = TcpListener::bind(s.shared).map_err(|e| format!("binding {}: {e}", s.shared))?;
+    send(Report::Opened);
+    let Ok(Control::Bind(shared_bind)) = s.control.recv_async().await else {
+        // Another shard failed to start.
+        return close(engine).await;
+    };
+    let shared =
+        TcpListener::bind(shared_bind).map_err(|e| format!("binding {shared_bind}: {e}"))?;
     let shared_addr = shared
         .local_addr()
         .map_err(|e| format!("local address: {e}"))?;
