@@ -9,6 +9,7 @@
 //! - [`json`]: items as JSON (DynamoDB's typed form and a plain shorthand) for the CLI.
 
 pub mod cli;
+pub mod hiccup;
 pub mod json;
 pub mod load;
 pub mod nodebench;

@@ -106,6 +106,19 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// Measure how often and how long this machine stops a running thread (one pinned
+    /// thread per CPU reading the clock): the floor under any tail latency here.
+    Hiccup {
+        /// Seconds to measure.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Shortest gap recorded, microseconds.
+        #[arg(long, default_value_t = 500)]
+        threshold_us: u64,
+        /// CPUs to watch (0..N); default: all.
+        #[arg(long)]
+        cpus: Option<usize>,
+    },
     /// Load items into one shard's storage engine, read them back, report speed and memory.
     EngineLoad {
         /// Data directory (created if missing).
@@ -197,6 +210,44 @@ fn main() -> anyhow::Result<()> {
                  {:.0} round trips/s, p50 {} us, p99 {} us, p99.9 {} us",
                 r.round_trips_per_s, r.p50_us, r.p99_us, r.p999_us
             );
+            Ok(())
+        }
+        Command::Hiccup {
+            seconds,
+            threshold_us,
+            cpus,
+        } => {
+            let cpus = cpus.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            let gaps = keel_tools::hiccup::run(&keel_tools::hiccup::HiccupSettings {
+                duration: std::time::Duration::from_secs(seconds),
+                threshold: std::time::Duration::from_micros(threshold_us),
+                cpus,
+            })?;
+            let s = keel_tools::hiccup::summarize(&gaps, cpus);
+            println!("hiccup over {seconds} s, one pinned thread on each of CPUs 0..{cpus}:");
+            for (cpu, (over1, over2, over4, longest)) in s.per_cpu.iter().enumerate() {
+                println!(
+                    "  CPU {cpu}: gaps over 1 ms {over1}, over 2 ms {over2}, over 4 ms {over4}, \
+                     longest {:.2} ms",
+                    longest.as_secs_f64() * 1e3
+                );
+            }
+            println!(
+                "  every CPU stopped at once (gaps over 1 ms): {}",
+                s.all_at_once
+            );
+            let mut longest: Vec<_> = gaps.iter().collect();
+            longest.sort_by_key(|g| std::cmp::Reverse(g.length));
+            for g in longest.iter().take(5) {
+                println!(
+                    "  longest: CPU {} at {:.3} s, {:.2} ms",
+                    g.cpu,
+                    g.end.as_secs_f64(),
+                    g.length.as_secs_f64() * 1e3
+                );
+            }
             Ok(())
         }
         Command::EngineLoad {
