@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -94,8 +95,9 @@ pub fn run(s: NodeBenchSettings) -> anyhow::Result<()> {
     let partitions = executor(s.cpu)?.run(setup(s.clone()))?;
     let measure_from = Instant::now() + s.warmup;
     // Every thread's keys first, so that a refusal comes before any thread starts.
+    let shard_of = shard_map(&s, &partitions);
     let keys: Vec<Keys> = (0..s.threads)
-        .map(|t| Keys::new(&s, &partitions, t))
+        .map(|t| Keys::new(&s, &partitions, shard_of.as_ref(), t))
         .collect::<anyhow::Result<_>>()?;
     let threads: Vec<_> = keys
         .into_iter()
@@ -155,34 +157,43 @@ fn executor(cpu: Option<usize>) -> anyhow::Result<glommio::LocalExecutor> {
 struct Keys {
     items: u64,
     /// With `--local-keys`: the shard of each key, and the one this thread wants.
-    only: Option<(Vec<u32>, u32)>,
+    only: Option<(Arc<Vec<u32>>, u32)>,
+}
+
+/// With `--local-keys`, the shard of each of the items' keys, hashed once for every
+/// generator thread; `None` otherwise.
+fn shard_map(s: &NodeBenchSettings, partitions: &[PartitionInfo]) -> Option<Arc<Vec<u32>>> {
+    s.local_keys.then(|| {
+        let shard_of = (0..s.items).map(|k| {
+            let hash = partition_hash(&KeyValue::S(key_name(k)));
+            partition_shard(partitions, hash).unwrap_or(0)
+        });
+        Arc::new(shard_of.collect())
+    })
 }
 
 impl Keys {
-    /// The keys of generator thread `thread`; an error if, with `--local-keys`, its
-    /// shard owns none of the items.
+    /// The keys of generator thread `thread`, given the table's `partitions` and their
+    /// [`shard_map`]; an error if, with `--local-keys`, its shard owns none of the items.
     fn new(
         s: &NodeBenchSettings,
         partitions: &[PartitionInfo],
+        shard_of: Option<&Arc<Vec<u32>>>,
         thread: usize,
     ) -> anyhow::Result<Keys> {
         let shards = partitions.iter().map(|p| p.shard + 1).max().unwrap_or(1);
-        let only = if s.local_keys {
-            let shard_of: Vec<u32> = (0..s.items)
-                .map(|k| {
-                    let hash = partition_hash(&KeyValue::S(key_name(k)));
-                    partition_shard(partitions, hash).unwrap_or(0)
-                })
-                .collect();
-            let want = thread as u32 % shards;
-            anyhow::ensure!(
-                shard_of.contains(&want),
-                "--local-keys: none of the {} items belongs to shard {want}; give more --items",
-                s.items
-            );
-            Some((shard_of, want))
-        } else {
-            None
+        let only = match shard_of {
+            Some(shard_of) => {
+                let want = thread as u32 % shards;
+                anyhow::ensure!(
+                    shard_of.contains(&want),
+                    "--local-keys: none of the {} items belongs to shard {want}; give more \
+                     --items",
+                    s.items
+                );
+                Some((Arc::clone(shard_of), want))
+            }
+            None => None,
         };
         Ok(Keys {
             items: s.items.max(1),
@@ -345,10 +356,15 @@ mod tests {
         partition_shard(&halves(), partition_hash(&KeyValue::S(key_name(k)))).unwrap()
     }
 
+    /// Thread `thread`'s keys over [`halves`].
+    fn keys_of(s: &NodeBenchSettings, thread: usize) -> anyhow::Result<Keys> {
+        Keys::new(s, &halves(), shard_map(s, &halves()).as_ref(), thread)
+    }
+
     #[test]
     fn with_local_keys_a_thread_asks_only_for_its_shards_keys() {
         for thread in [0usize, 1, 2, 3] {
-            let keys = Keys::new(&settings(true), &halves(), thread).unwrap();
+            let keys = keys_of(&settings(true), thread).unwrap();
             let mut x = 7;
             let picked: Vec<u64> = (0..500).map(|_| keys.pick(&mut x)).collect();
             assert!(picked.iter().all(|&k| k < 1000));
@@ -358,7 +374,7 @@ mod tests {
             );
         }
         // Without it, a thread asks for keys of both shards.
-        let keys = Keys::new(&settings(false), &halves(), 0).unwrap();
+        let keys = keys_of(&settings(false), 0).unwrap();
         let mut x = 7;
         let shards: std::collections::BTreeSet<u32> =
             (0..500).map(|_| shard_of(keys.pick(&mut x))).collect();
@@ -369,8 +385,8 @@ mod tests {
             ..settings(true)
         };
         let empty = 1 - shard_of(0) as usize;
-        let error = Keys::new(&one, &halves(), empty).unwrap_err().to_string();
+        let error = keys_of(&one, empty).unwrap_err().to_string();
         assert!(error.contains("none of the 1 items"), "{error}");
-        assert!(Keys::new(&one, &halves(), 1 - empty).is_ok());
+        assert!(keys_of(&one, 1 - empty).is_ok());
     }
 }
