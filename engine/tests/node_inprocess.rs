@@ -93,13 +93,20 @@ struct Node {
     thread: std::thread::JoinHandle<Result<(), keel_engine::node::NodeError>>,
 }
 
+/// A test node's configuration: `shards` unpinned shards with small caches in `dir`,
+/// listening on `listen`.
+fn config(dir: &std::path::Path, shards: u32, listen: &str) -> NodeConfig {
+    let mut config = NodeConfig::new(dir);
+    config.shards = shards;
+    config.pin = false;
+    config.cache_bytes = 8 << 20;
+    config.listen = listen.parse().unwrap();
+    config
+}
+
 impl Node {
     fn start(dir: &std::path::Path, shards: u32) -> Node {
-        let mut config = NodeConfig::new(dir);
-        config.shards = shards;
-        config.pin = false;
-        config.cache_bytes = 8 << 20;
-        config.listen = "127.0.0.1:0".parse().unwrap();
+        let config = config(dir, shards, "127.0.0.1:0");
         let (stop, stop_rx) = flume::bounded(1);
         let (ready_tx, ready_rx) = flume::bounded::<NodeAddrs>(1);
         let thread = std::thread::spawn(move || {
@@ -235,7 +242,7 @@ fn pipelined_requests_on_a_two_shard_node() {
 
 /// A port on 127.0.0.1 that nothing listens on now, nor on the next two (a node's shards
 /// listen on port + 1 + k).
-fn free_port_run() -> u16 {
+fn free_ports() -> u16 {
     loop {
         let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = first.local_addr().unwrap().port();
@@ -254,12 +261,8 @@ fn a_node_listens_only_once_every_engine_is_open() {
     let dir = tempfile::tempdir().unwrap();
     // Shard 1's engine cannot open: where its directory goes there is a file.
     std::fs::write(dir.path().join("shard-1"), b"not a directory").unwrap();
-    let port = free_port_run();
-    let mut config = NodeConfig::new(dir.path());
-    config.shards = 2;
-    config.pin = false;
-    config.cache_bytes = 8 << 20;
-    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    let port = free_ports();
+    let config = config(dir.path(), 2, &format!("127.0.0.1:{port}"));
     let (_stop, stop_rx) = flume::bounded(1);
     let error = run(config, |_| panic!("the node must not be ready"), stop_rx).unwrap_err();
     let message = error.to_string();
