@@ -17,6 +17,8 @@ pub struct StartSettings {
     pub listen: SocketAddr,
     /// Page cache MiB per shard.
     pub cache_mib: usize,
+    /// WAL MiB a shard writes between two checkpoints.
+    pub checkpoint_mib: u64,
     /// Partitions of a table created without a count.
     pub default_partitions: u32,
     /// Leave shards unpinned.
@@ -43,6 +45,7 @@ pub fn start(s: StartSettings) -> anyhow::Result<()> {
     }
     config.listen = s.listen;
     config.cache_bytes = s.cache_mib << 20;
+    config.checkpoint_wal_bytes = s.checkpoint_mib << 20;
     config.default_partitions = s.default_partitions;
     config.pin = !s.no_pin;
     config.spin_before_park = std::time::Duration::from_micros(s.spin_us);

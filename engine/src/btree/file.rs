@@ -21,18 +21,20 @@ use crate::error::{io_error, StorageError};
 pub trait PageFile {
     /// A page read from the file.
     type ReadBuf: Deref<Target = [u8]>;
-    /// A buffer to fill and hand to [`PageFile::write_page`].
+    /// A buffer to fill and hand to [`PageFile::write_pages`].
     type WriteBuf: AsMut<[u8]>;
     /// The file's name, for errors.
     fn path(&self) -> &str;
-    /// A zeroed page-sized buffer for a write.
-    fn write_buf(&self) -> Self::WriteBuf;
+    /// A buffer of `pages` whole pages for a write. Its bytes are unspecified: the caller
+    /// overwrites all of them.
+    fn write_buf(&self, pages: usize) -> Self::WriteBuf;
     /// Reads page `page` whole.
     fn read_page(&self, page: PageId) -> impl Future<Output = Result<Self::ReadBuf, StorageError>>;
-    /// Writes page `page` whole (not durable until [`PageFile::sync`]).
-    fn write_page(
+    /// Writes the pages in `buf` to `first` and the pages after it, in one write (not
+    /// durable until [`PageFile::sync`]).
+    fn write_pages(
         &self,
-        page: PageId,
+        first: PageId,
         buf: Self::WriteBuf,
     ) -> impl Future<Output = Result<(), StorageError>>;
     /// Makes every completed write durable.
@@ -80,10 +82,8 @@ impl PageFile for DmaPageFile {
         &self.path
     }
 
-    fn write_buf(&self) -> DmaBuffer {
-        let mut b = self.file.alloc_dma_buffer(PAGE_BYTES);
-        b.as_bytes_mut().fill(0);
-        b
+    fn write_buf(&self, pages: usize) -> DmaBuffer {
+        self.file.alloc_dma_buffer(pages * PAGE_BYTES)
     }
 
     async fn read_page(&self, page: PageId) -> Result<ReadResult, StorageError> {
@@ -107,14 +107,15 @@ impl PageFile for DmaPageFile {
         Ok(r)
     }
 
-    async fn write_page(&self, page: PageId, buf: DmaBuffer) -> Result<(), StorageError> {
-        let at = page_offset(page);
+    async fn write_pages(&self, first: PageId, buf: DmaBuffer) -> Result<(), StorageError> {
+        let at = page_offset(first);
+        let len = buf.len();
         let n = self
             .file
             .write_at(buf, at)
             .await
             .map_err(|e| io_error("write", &self.path, at, e.into()))?;
-        if n != PAGE_BYTES {
+        if n != len {
             return Err(io_error(
                 "write",
                 &self.path,
@@ -247,8 +248,8 @@ impl PageFile for MemPageFile {
         "<memory>"
     }
 
-    fn write_buf(&self) -> MemBuf {
-        MemBuf(vec![0u8; PAGE_BYTES])
+    fn write_buf(&self, pages: usize) -> MemBuf {
+        MemBuf(vec![0u8; pages * PAGE_BYTES])
     }
 
     async fn read_page(&self, page: PageId) -> Result<MemBuf, StorageError> {
@@ -267,12 +268,15 @@ impl PageFile for MemPageFile {
         }
     }
 
-    async fn write_page(&self, page: PageId, buf: MemBuf) -> Result<(), StorageError> {
+    async fn write_pages(&self, first: PageId, buf: MemBuf) -> Result<(), StorageError> {
         futures_lite::future::yield_now().await;
-        assert_ne!(page.0, MEM_SUPERBLOCK, "page 0 holds the superblocks");
+        assert_ne!(first.0, MEM_SUPERBLOCK, "page 0 holds the superblocks");
+        assert_eq!(buf.0.len() % PAGE_BYTES, 0, "a write of part of a page");
         let mut s = self.state.borrow_mut();
         s.writes += 1;
-        s.live.insert(page.0, buf.0);
+        for (k, page) in buf.0.chunks_exact(PAGE_BYTES).enumerate() {
+            s.live.insert(first.0 + k as u64, page.to_vec());
+        }
         Ok(())
     }
 

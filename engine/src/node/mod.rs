@@ -49,6 +49,8 @@ pub struct NodeConfig {
     pub pin: bool,
     /// Page cache bytes per shard.
     pub cache_bytes: usize,
+    /// WAL bytes a shard writes between two checkpoints of its trees.
+    pub checkpoint_wal_bytes: u64,
     /// Partitions of a table created without a count.
     pub default_partitions: u32,
     /// How long shutdown waits for requests under way.
@@ -67,6 +69,7 @@ impl NodeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             pin: true,
             cache_bytes: 64 << 20,
+            checkpoint_wal_bytes: EngineOptions::new(PathBuf::new()).checkpoint_wal_bytes,
             default_partitions: 8,
             drain_timeout: Duration::from_secs(10),
             spin_before_park: Duration::from_micros(50),
@@ -405,6 +408,7 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
     // The engine opens the shard's first file (glommio's polled-I/O probe workaround).
     let mut options = EngineOptions::new(s.dir.join(format!("shard-{k}")));
     options.cache_bytes = s.config.cache_bytes;
+    options.checkpoint_wal_bytes = s.config.checkpoint_wal_bytes;
     let engine = Engine::open(options)
         .await
         .map_err(|e| format!("opening the engine: {e}"))?;

@@ -57,6 +57,9 @@ impl Hasher for IdHasher {
     }
 }
 
+/// The most pages [`PageCache::flush`] writes in one write (512 KiB).
+pub const WRITE_RUN_PAGES_MAX: usize = 32;
+
 /// A set of page ids hashed with [`IdHasher`].
 pub type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
 
@@ -442,35 +445,58 @@ impl<F: PageFile> PageCache<F> {
 
     /// Writes the dirty page in frame `i` to its file; the frame stays cached, clean.
     async fn write_back(&self, i: usize) -> Result<(), StorageError> {
-        let (file, id, lsn) = {
+        self.write_back_run(&[i]).await.map(drop)
+    }
+
+    /// Writes the dirty pages in `frames` to their file in one write; the frames stay
+    /// cached, clean. They must hold consecutive pages of one file, in order; a frame that
+    /// is no longer dirty (or is being written) ends the run there. Returns the pages
+    /// written.
+    async fn write_back_run(&self, frames: &[usize]) -> Result<usize, StorageError> {
+        let (file, first, taken) = {
             let mut s = self.state.borrow_mut();
-            let m = &mut s.meta[i];
-            let Some((file, id)) = m.key else {
-                return Ok(());
+            let Some((file, first)) = frames.first().and_then(|&i| s.meta[i].key) else {
+                return Ok(0);
             };
-            if !m.dirty || m.writing {
-                return Ok(());
+            let mut taken: Vec<(usize, u64)> = Vec::with_capacity(frames.len());
+            for (k, &i) in frames.iter().enumerate() {
+                let m = &mut s.meta[i];
+                let expected = (file, PageId(first.0 + k as u64));
+                if m.key != Some(expected) || !m.dirty || m.writing {
+                    break;
+                }
+                m.dirty = false;
+                m.writing = true;
+                taken.push((i, m.lsn));
             }
-            m.dirty = false;
-            m.writing = true;
-            (file, id, m.lsn)
+            (file, first, taken)
         };
-        let f = self.file(file);
-        let mut buf = f.write_buf();
-        buf.as_mut().copy_from_slice(&self.frames[i].borrow());
-        page::seal(buf.as_mut(), id, lsn);
-        let result = f.write_page(id, buf).await;
-        let mut s = self.state.borrow_mut();
-        s.meta[i].writing = false;
-        s.stats.writebacks += 1;
-        if result.is_err() && !s.meta[i].discarded {
-            // The content is still only here: keep it dirty.
-            s.meta[i].dirty = true;
+        if taken.is_empty() {
+            return Ok(0);
         }
-        Self::leave_if_discarded(&mut s, i);
+        let f = self.file(file);
+        let mut buf = f.write_buf(taken.len());
+        for ((i, lsn), (k, dst)) in taken
+            .iter()
+            .zip(buf.as_mut().chunks_exact_mut(PAGE_BYTES).enumerate())
+        {
+            dst.copy_from_slice(&self.frames[*i].borrow());
+            page::seal(dst, PageId(first.0 + k as u64), *lsn);
+        }
+        let result = f.write_pages(first, buf).await;
+        let mut s = self.state.borrow_mut();
+        for &(i, _) in &taken {
+            s.meta[i].writing = false;
+            s.stats.writebacks += 1;
+            if result.is_err() && !s.meta[i].discarded {
+                // The content is still only here: keep it dirty.
+                s.meta[i].dirty = true;
+            }
+            Self::leave_if_discarded(&mut s, i);
+        }
         drop(s);
         self.changed.notify(usize::MAX);
-        result
+        result.map(|()| taken.len())
     }
 
     /// Writes back every dirty page of `file` that `pick` selects and waits for their
@@ -481,7 +507,7 @@ impl<F: PageFile> PageCache<F> {
         pick: impl Fn(PageId) -> bool,
     ) -> Result<(), StorageError> {
         loop {
-            let (dirty, writing): (Vec<usize>, bool) = {
+            let (dirty, writing): (Vec<(FileId, PageId, usize)>, bool) = {
                 let s = self.state.borrow();
                 let mine = |m: &&FrameMeta| m.key.is_some_and(|(f, id)| f == file && pick(id));
                 let dirty = s
@@ -489,7 +515,7 @@ impl<F: PageFile> PageCache<F> {
                     .iter()
                     .enumerate()
                     .filter(|(_, m)| mine(m) && m.dirty && !m.writing)
-                    .map(|(i, _)| i)
+                    .filter_map(|(i, m)| Some((m.key?.0, m.key?.1, i)))
                     .collect();
                 (dirty, s.meta.iter().any(|m| mine(&m) && m.writing))
             };
@@ -509,10 +535,32 @@ impl<F: PageFile> PageCache<F> {
                 }
                 continue;
             }
-            for i in dirty {
-                self.write_back(i).await?;
-            }
+            self.write_back_runs(dirty).await?;
         }
+    }
+
+    /// Writes back the dirty frames `(file, page, frame)`, pages of consecutive ids in one
+    /// write each (up to [`WRITE_RUN_PAGES_MAX`]): a checkpoint's pages mostly come from a
+    /// few runs of the allocator, and a write costs a system call, an exit of the virtual
+    /// machine and an interrupt whatever its size. Stops at the first error. Returns the
+    /// pages written.
+    async fn write_back_runs(
+        &self,
+        mut frames: Vec<(FileId, PageId, usize)>,
+    ) -> Result<usize, StorageError> {
+        frames.sort_unstable_by_key(|&(f, id, _)| (f.0, id));
+        let mut run: Vec<usize> = Vec::with_capacity(WRITE_RUN_PAGES_MAX);
+        let mut next = None;
+        let mut written = 0;
+        for (file, id, i) in frames {
+            if next != Some((file, id)) || run.len() == WRITE_RUN_PAGES_MAX {
+                written += self.write_back_run(&run).await?;
+                run.clear();
+            }
+            run.push(i);
+            next = Some((file, PageId(id.0 + 1)));
+        }
+        Ok(written + self.write_back_run(&run).await?)
     }
 
     /// The background cleaner: whenever a claim passes over dirty frames, writes back up
@@ -530,29 +578,26 @@ impl<F: PageFile> PageCache<F> {
             if self.cleaner_stop.get() {
                 break;
             }
-            let picked: Vec<usize> = {
+            let picked: Vec<(FileId, PageId, usize)> = {
                 let s = self.state.borrow();
                 let n = s.meta.len();
                 (0..n)
                     .map(|k| (s.hand + k) % n)
-                    .filter(|&i| {
+                    .filter_map(|i| {
                         let m = &s.meta[i];
-                        m.dirty && m.pins == 0 && !m.writing && !m.loading && !m.discarded
+                        let idle = m.pins == 0 && !m.writing && !m.loading && !m.discarded;
+                        let (file, id) = m.key?;
+                        (m.dirty && idle).then_some((file, id, i))
                     })
                     .take(batch_pages)
                     .collect()
             };
-            let mut failed = false;
-            for i in picked {
-                if let Err(e) = self.write_back(i).await {
+            match self.write_back_runs(picked).await {
+                Ok(n) => self.state.borrow_mut().stats.cleaned += n as u64,
+                Err(e) => {
                     tracing::error!(error = %e, "page cache cleaner: write-back failed; stopping");
-                    failed = true;
                     break;
                 }
-                self.state.borrow_mut().stats.cleaned += 1;
-            }
-            if failed {
-                break;
             }
         }
         self.cleaner_running.set(false);
@@ -636,3 +681,6 @@ impl<F: PageFile> Drop for PageRef<F> {
         self.cache.unpin(self.frame);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -45,6 +45,11 @@ enum Command {
         /// Page cache per shard, MiB.
         #[arg(long, default_value_t = 64)]
         cache_mib: usize,
+        /// WAL a shard writes between two checkpoints of its trees, MiB. More: fewer page
+        /// writes per update (a page dirtied twice in one interval is written once), a
+        /// longer WAL replay at start-up and more WAL on disk.
+        #[arg(long, default_value_t = 128)]
+        checkpoint_mib: u64,
         /// Partitions of a table created without --partitions.
         #[arg(long, default_value_t = 8)]
         default_partitions: u32,
@@ -150,6 +155,7 @@ fn main() -> anyhow::Result<()> {
             shards,
             listen,
             cache_mib,
+            checkpoint_mib,
             default_partitions,
             no_pin,
             spin_us,
@@ -166,6 +172,7 @@ fn main() -> anyhow::Result<()> {
                 shards,
                 listen,
                 cache_mib,
+                checkpoint_mib,
                 default_partitions,
                 no_pin,
                 spin_us,
