@@ -7,6 +7,7 @@ use futures_lite::future::block_on;
 use super::{PageCache, WRITE_RUN_PAGES_MAX};
 use crate::btree::file::{MemPageFile, PageFile};
 use crate::btree::page::{self, PageId, PAGE_BYTES};
+use crate::error::StorageError;
 
 /// Creates page `id` as a freelist page naming `id * 7`: valid, and its own.
 async fn create(cache: &Rc<PageCache<MemPageFile>>, file: super::FileId, id: u64) {
@@ -96,5 +97,76 @@ fn an_edit_after_a_write_back_is_written_by_the_next_flush() {
         assert_eq!(page::freelist_ids(&p.bytes()).collect::<Vec<_>>(), vec![99]);
         drop(p);
         check_pages(&file, [1, 3].into_iter()).await;
+    });
+}
+
+/// A [`MemPageFile`] whose writes fail while `fail` is set.
+struct FailingFile {
+    inner: MemPageFile,
+    fail: std::cell::Cell<bool>,
+}
+
+impl PageFile for FailingFile {
+    type ReadBuf = <MemPageFile as PageFile>::ReadBuf;
+    type WriteBuf = <MemPageFile as PageFile>::WriteBuf;
+
+    fn path(&self) -> &str {
+        "<failing>"
+    }
+
+    fn write_buf(&self, pages: usize) -> Self::WriteBuf {
+        self.inner.write_buf(pages)
+    }
+
+    async fn read_page(&self, page: PageId) -> Result<Self::ReadBuf, StorageError> {
+        self.inner.read_page(page).await
+    }
+
+    async fn write_pages(&self, first: PageId, buf: Self::WriteBuf) -> Result<(), StorageError> {
+        if self.fail.get() {
+            let e = std::io::Error::other("injected write failure");
+            return Err(crate::error::io_error("write", "<failing>", first.0, e));
+        }
+        self.inner.write_pages(first, buf).await
+    }
+
+    async fn sync(&self) -> Result<(), StorageError> {
+        self.inner.sync().await
+    }
+
+    async fn read_superblocks(&self) -> Result<(Vec<u8>, u64), StorageError> {
+        self.inner.read_superblocks().await
+    }
+
+    async fn write_superblock(&self, slot: usize, bytes: &[u8]) -> Result<(), StorageError> {
+        self.inner.write_superblock(slot, bytes).await
+    }
+}
+
+#[test]
+fn a_failed_run_write_keeps_every_page_of_the_run_dirty() {
+    block_on(async {
+        let mem = MemPageFile::new();
+        let file = Rc::new(FailingFile {
+            inner: mem.clone(),
+            fail: std::cell::Cell::new(true),
+        });
+        let cache = PageCache::<FailingFile>::new(64 * PAGE_BYTES);
+        let f = cache.register(file.clone());
+        for id in 1..=10 {
+            let p = cache.create(f, PageId(id), id).await.unwrap();
+            page::build_freelist(&mut p.bytes_mut(id), &[id * 7], 0);
+        }
+        let err = cache.flush(f, |_| true).await.unwrap_err();
+        assert!(matches!(err, StorageError::Io { op: "write", .. }), "{err}");
+        // Nothing reached the file, and nothing was forgotten.
+        assert_eq!(mem.io_counts().1, 0);
+        assert_eq!(cache.dirty_pages(f), 10);
+        file.fail.set(false);
+        cache.flush(f, |_| true).await.unwrap();
+        assert_eq!(cache.dirty_pages(f), 0);
+        assert_eq!(mem.io_counts().1, 1, "the ten pages go out as one write");
+        mem.sync().await.unwrap();
+        check_pages(&mem, 1..=10).await;
     });
 }
