@@ -25,6 +25,10 @@ use hdrhistogram::Histogram;
 use keel_engine::shard::{Condition, Engine, EngineOptions, OldItem, PartitionId};
 use keel_net::{Item, KeyAttribute, KeySchema, KeyType, KeyValue, PrimaryKey, Value};
 
+/// The allocator the `keel` binary runs on, so that the figures are the shipped engine's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const P: PartitionId = PartitionId(1);
 const PUT_KEYS: u64 = 100_000;
 
