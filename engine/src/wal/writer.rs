@@ -11,7 +11,9 @@
 //!   wakes the appenders of that generation.
 //!
 //! Batch generation g's waiters sit in `waiters[g % 2]`: only generations g (in flight) and
-//! g + 1 (open) can have waiters at any time.
+//! g + 1 (open) can have waiters at any time. A waiter registers with the one generation
+//! that holds its record (`sealed_last_lsn` tells them apart), so a batch's write wakes
+//! only the tasks it made durable.
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -126,6 +128,8 @@ struct State {
     spare_buffer: Option<DmaBuffer>,
     next_lsn: Lsn,
     durable_lsn: Lsn,
+    /// The last LSN of the batch in flight; `durable_lsn` when none is.
+    sealed_last_lsn: Lsn,
     open_generation: u64,
     durable_generation: u64,
     waiters: [Vec<Waker>; 2],
@@ -447,6 +451,7 @@ impl Wal {
             spare_buffer: Some(glommio::allocate_dma_buffer(options.batch_bytes_max)),
             next_lsn,
             durable_lsn: next_lsn.prev(),
+            sealed_last_lsn: next_lsn.prev(),
             open_generation: 1,
             durable_generation: 0,
             waiters: [Vec::with_capacity(256), Vec::with_capacity(256)],
@@ -568,9 +573,14 @@ impl Wal {
             if st.flusher_done {
                 return Poll::Ready(Err(WalError::Closed));
             }
-            // The record is in the batch in flight or in the open one: each slot is woken
-            // when its generation is durable; a wake for the other is harmless.
-            for list in &mut st.waiters {
+            // The record is in the batch in flight or in the open one; each list is woken
+            // when its generation is durable.
+            let generation = if lsn <= st.sealed_last_lsn {
+                st.open_generation - 1
+            } else {
+                st.open_generation
+            };
+            if let Some(list) = st.waiters.get_mut((generation % 2) as usize) {
                 list.push(cx.waker().clone());
             }
             Poll::Pending
@@ -727,6 +737,7 @@ async fn flusher(inner: Rc<Inner>) {
             st.open_buffer = st.spare_buffer.take();
             let generation = st.open_generation;
             st.open_generation += 1;
+            st.sealed_last_lsn = sealed.last_lsn;
             st.open_full = false;
             wake_all(&mut st.space_waiters);
             (buffer, sealed, generation)
@@ -1114,6 +1125,41 @@ mod tests {
             assert!(wal.last_lsn() >= Lsn(1));
             let next = wal.append(meta(), b"after").await.unwrap();
             assert_eq!(next, wal.last_lsn());
+            wal.close().await.unwrap();
+        });
+    }
+
+    /// A waiter registers with the generation that holds its record only: the write of the
+    /// batch in flight does not wake the waiters of the open batch.
+    #[test]
+    fn a_waiter_waits_on_its_own_batch_only() {
+        with_wal_options(|options| async move {
+            let wal = Wal::open(options).await.unwrap();
+            let first = wal.submit(meta(), b"in flight").await.unwrap();
+            // Let the flusher take the first record's batch and start writing it.
+            for _ in 0..1000 {
+                if wal.inner.state.borrow().sealed_last_lsn >= first {
+                    break;
+                }
+                futures_lite::future::yield_now().await;
+            }
+            let second = wal.submit(meta(), b"open").await.unwrap();
+            let (in_flight, open) = {
+                let st = wal.inner.state.borrow();
+                assert!(st.sealed_last_lsn >= first && st.sealed_last_lsn < second);
+                (st.open_generation - 1, st.open_generation)
+            };
+            let mut wait_second = Box::pin(wal.wait_durable(second));
+            assert!(futures_lite::future::poll_once(&mut wait_second)
+                .await
+                .is_none());
+            {
+                let st = wal.inner.state.borrow();
+                assert_eq!(st.waiters[(open % 2) as usize].len(), 1);
+                assert!(st.waiters[(in_flight % 2) as usize].is_empty());
+            }
+            wal.wait_durable(first).await.unwrap();
+            wait_second.await.unwrap();
             wal.close().await.unwrap();
         });
     }
