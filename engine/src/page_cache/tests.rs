@@ -9,8 +9,16 @@ use crate::btree::file::{MemPageFile, PageFile};
 use crate::btree::page::{self, PageId, PAGE_BYTES};
 use crate::error::StorageError;
 
+/// A cache of `frames` frames over a new in-memory file.
+fn setup(frames: usize) -> (MemPageFile, Rc<PageCache<MemPageFile>>, super::FileId) {
+    let file = MemPageFile::new();
+    let cache = PageCache::<MemPageFile>::new(frames * PAGE_BYTES);
+    let f = cache.register(Rc::new(file.clone()));
+    (file, cache, f)
+}
+
 /// Creates page `id` as a freelist page naming `id * 7`: valid, and its own.
-async fn create(cache: &Rc<PageCache<MemPageFile>>, file: super::FileId, id: u64) {
+async fn create<F: PageFile>(cache: &Rc<PageCache<F>>, file: super::FileId, id: u64) {
     let p = cache.create(file, PageId(id), id).await.unwrap();
     page::build_freelist(&mut p.bytes_mut(id), &[id * 7], 0);
 }
@@ -29,9 +37,7 @@ async fn check_pages(file: &MemPageFile, ids: impl Iterator<Item = u64>) {
 #[test]
 fn a_flush_writes_consecutive_pages_in_one_write_each() {
     block_on(async {
-        let file = MemPageFile::new();
-        let cache = PageCache::<MemPageFile>::new(256 * PAGE_BYTES);
-        let f = cache.register(Rc::new(file.clone()));
+        let (file, cache, f) = setup(256);
         // Pages 1..=40 (a run longer than one write takes) and 50..=52, created out of
         // order; page 45 is flushed on its own first.
         create(&cache, f, 45).await;
@@ -53,9 +59,7 @@ fn a_flush_writes_consecutive_pages_in_one_write_each() {
 #[test]
 fn a_clean_page_splits_a_run_and_the_flush_picks_only_what_it_is_asked() {
     block_on(async {
-        let file = MemPageFile::new();
-        let cache = PageCache::<MemPageFile>::new(256 * PAGE_BYTES);
-        let f = cache.register(Rc::new(file.clone()));
+        let (file, cache, f) = setup(256);
         for id in 1..=20 {
             create(&cache, f, id).await;
         }
@@ -77,9 +81,7 @@ fn a_clean_page_splits_a_run_and_the_flush_picks_only_what_it_is_asked() {
 #[test]
 fn an_edit_after_a_write_back_is_written_by_the_next_flush() {
     block_on(async {
-        let file = MemPageFile::new();
-        let cache = PageCache::<MemPageFile>::new(64 * PAGE_BYTES);
-        let f = cache.register(Rc::new(file.clone()));
+        let (file, cache, f) = setup(64);
         for id in 1..=3 {
             create(&cache, f, id).await;
         }
@@ -154,8 +156,7 @@ fn a_failed_run_write_keeps_every_page_of_the_run_dirty() {
         let cache = PageCache::<FailingFile>::new(64 * PAGE_BYTES);
         let f = cache.register(file.clone());
         for id in 1..=10 {
-            let p = cache.create(f, PageId(id), id).await.unwrap();
-            page::build_freelist(&mut p.bytes_mut(id), &[id * 7], 0);
+            create(&cache, f, id).await;
         }
         let err = cache.flush(f, |_| true).await.unwrap_err();
         assert!(matches!(err, StorageError::Io { op: "write", .. }), "{err}");
