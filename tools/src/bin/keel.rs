@@ -48,7 +48,11 @@ enum Command {
         /// WAL a shard writes between two checkpoints of its trees, MiB. More: fewer page
         /// writes per update (a page dirtied twice in one interval is written once), a
         /// longer WAL replay at start-up and more WAL on disk.
-        #[arg(long, default_value_t = 128)]
+        #[arg(
+            long,
+            default_value_t = 128,
+            value_parser = clap::value_parser!(u64).range(1..=1 << 20)
+        )]
         checkpoint_mib: u64,
         /// Partitions of a table created without --partitions.
         #[arg(long, default_value_t = 8)]
