@@ -31,7 +31,7 @@ use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::shard::{Engine, EngineOptions};
+use crate::shard::{Engine, EngineOptions, CHECKPOINT_WAL_BYTES_DEFAULT};
 use catalog::Catalog;
 use shard::{save_catalog, Shard, ShardMsg};
 
@@ -69,7 +69,7 @@ impl NodeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             pin: true,
             cache_bytes: 64 << 20,
-            checkpoint_wal_bytes: EngineOptions::new(PathBuf::new()).checkpoint_wal_bytes,
+            checkpoint_wal_bytes: CHECKPOINT_WAL_BYTES_DEFAULT,
             default_partitions: 8,
             drain_timeout: Duration::from_secs(10),
             spin_before_park: Duration::from_micros(50),

@@ -515,7 +515,7 @@ impl<F: PageFile> PageCache<F> {
                     .iter()
                     .enumerate()
                     .filter(|(_, m)| mine(m) && m.dirty && !m.writing)
-                    .filter_map(|(i, m)| Some((m.key?.0, m.key?.1, i)))
+                    .filter_map(|(i, m)| m.key.map(|(f, id)| (f, id, i)))
                     .collect();
                 (dirty, s.meta.iter().any(|m| mine(&m) && m.writing))
             };

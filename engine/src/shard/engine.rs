@@ -59,6 +59,10 @@ pub struct EngineOptions {
     pub scan_bytes_max: usize,
 }
 
+/// WAL bytes between two checkpoints unless configured otherwise (`keel start` and
+/// [`crate::node::NodeConfig`] start from it too).
+pub const CHECKPOINT_WAL_BYTES_DEFAULT: u64 = 128 << 20;
+
 impl EngineOptions {
     /// Defaults for a data directory: 64 MiB cache, 64 MiB segments, 1 MiB batches,
     /// checkpoints every 128 MiB of log.
@@ -68,7 +72,7 @@ impl EngineOptions {
             cache_bytes: 64 << 20,
             wal_segment_bytes: 64 << 20,
             wal_batch_bytes_max: 1 << 20,
-            checkpoint_wal_bytes: 128 << 20,
+            checkpoint_wal_bytes: CHECKPOINT_WAL_BYTES_DEFAULT,
             scan_items_max: 1000,
             scan_bytes_max: 1 << 20,
         }

@@ -13,7 +13,10 @@ pub mod partition_meta;
 pub mod range;
 
 pub use condition::Condition;
-pub use engine::{Decision, Engine, EngineOptions, EngineStats, OldItem, PartitionId, ScanPage};
+pub use engine::{
+    Decision, Engine, EngineOptions, EngineStats, OldItem, PartitionId, ScanPage,
+    CHECKPOINT_WAL_BYTES_DEFAULT,
+};
 pub use keel_net::SortCondition;
 pub use range::KeyRange;
 

@@ -50,7 +50,7 @@ enum Command {
         /// longer WAL replay at start-up and more WAL on disk.
         #[arg(
             long,
-            default_value_t = 128,
+            default_value_t = keel_engine::shard::CHECKPOINT_WAL_BYTES_DEFAULT >> 20,
             value_parser = clap::value_parser!(u64).range(1..=1 << 20)
         )]
         checkpoint_mib: u64,
