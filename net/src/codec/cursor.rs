@@ -10,10 +10,12 @@
 //! ```
 //!
 //! Invariants: every count and length is checked against the bytes left (times the least
-//! size of one element) before anything is allocated; reading never panics.
+//! size of one element) before anything is allocated, a list reserves room for at most
+//! 64 elements before reading them; reading never panics.
 #![deny(clippy::indexing_slicing)]
 
 use crate::codec::error::CodecError;
+use crate::model::item_codec::reserve_ahead;
 use crate::model::{decode_item, encode_item, Item};
 
 /// Least encoded size of a string (its length field).
@@ -247,7 +249,7 @@ impl<'a> BodyReader<'a> {
         count: usize,
         mut read: impl FnMut(&mut BodyReader<'a>) -> Result<T, CodecError>,
     ) -> Result<Vec<T>, CodecError> {
-        let mut list = Vec::with_capacity(count);
+        let mut list = Vec::with_capacity(reserve_ahead(count));
         for _ in 0..count {
             list.push(read(self)?);
         }
