@@ -6,17 +6,18 @@
 //!
 //! ```text
 //! page (PAGE_BYTES = 16384)
-//! +--------+------+-----+-------+---------+-----+------+------+--------+
-//! | crc32c | kind | ver | count | page_id | lsn | next | aux  | rsvd   |
-//! | u32    | u8   | u8  | u16   | u64     | u64 | u64  | u32  | u32    |
-//! +--------+------+-----+-------+---------+-----+------+------+--------+
-//! 0        4      5     6       8         16    24     32     36       40
+//! +-------+------+-----+-------+---------+-----+------+-----+------+------+
+//! | crc32 | kind | ver | count | page_id | lsn | next | aux | skip | rsvd |
+//! | u32   | u8   | u8  | u16   | u64     | u64 | u64  | u32 | u16  | u16  |
+//! +-------+------+-----+-------+---------+-----+------+-----+------+------+
+//! 0       4      5     6       8         16    24     32    36     38     40
 //!
 //! sorted page (leaf, branch) body:
-//! +----------------------+ ...free... +---------------------------------+
-//! | slot[0..count]: u16  |            | cells, packed towards the end   |
-//! +----------------------+            +---------------------------------+
-//! 40                     40+2*count                              PAGE_BYTES
+//! +------------------------+ ...free... +---------------------------------+
+//! | slot[0..count]: 6 B    |            | cells, packed towards the end   |
+//! +------------------------+            +---------------------------------+
+//! 40                       40+6*count                              PAGE_BYTES
+//! slot: cell offset u16 | key head u32
 //! cell: key_len u16 | value_len u16 | key | value
 //!
 //! overflow page body: aux = bytes used, next = next overflow page (0 = last)
@@ -25,7 +26,16 @@
 //!
 //! Sorted pages hold their cells in strictly ascending key order: slot `i` points at the
 //! `i`-th smallest key, and cells are packed against the end in slot order, so a page
-//! never fragments. An edit that fits is made in place ([`splice_in_place`]: the cells
+//! never fragments.
+//!
+//! Every key of a sorted page starts with the same `skip` bytes: the common prefix of its
+//! first and last keys, kept in the header. A slot carries its key's **head**, the four
+//! bytes after that prefix read as a big-endian number (zero-padded past the key's end).
+//! Heads ascend with the keys, so [`search`] compares heads inside the slot array and
+//! reads a key only where the heads are equal: a descent touches the few cache lines of
+//! the slot array instead of a key in a different line at every probe.
+//!
+//! An edit that fits is made in place ([`splice_in_place`]: the cells
 //! after it move as one block); one that does not fit builds two pages anew from a
 //! [`Splice`] of the old one ([`build`]). Both write the same bytes for the same cells.
 #![deny(clippy::indexing_slicing)]
@@ -41,8 +51,10 @@ const _: () = assert!(PAGE_BYTES % SECTOR_BYTES == 0);
 /// Bytes of the page header.
 pub const HEADER_BYTES: usize = 40;
 const _: () = assert!(core::mem::size_of::<PageHeader>() == HEADER_BYTES);
-/// Bytes of one slot in a sorted page.
-const SLOT_BYTES: usize = 2;
+/// Bytes of one slot in a sorted page: the cell's offset (u16) and the key's head (u32).
+const SLOT_BYTES: usize = 6;
+/// Bytes of a key's head, the part of it a slot carries.
+const HEAD_BYTES: usize = 4;
 /// Bytes of a cell's fixed prefix (key length, value length).
 const CELL_PREFIX_BYTES: usize = 4;
 /// The most cells a sorted page can hold (all keys and values empty).
@@ -54,8 +66,8 @@ pub const CELL_BYTES_MAX: usize = (PAGE_BYTES - HEADER_BYTES) / 4 - SLOT_BYTES;
 pub const OVERFLOW_PAYLOAD_BYTES: usize = PAGE_BYTES - HEADER_BYTES;
 /// Page ids one freelist page carries.
 pub const FREELIST_IDS_MAX: usize = (PAGE_BYTES - HEADER_BYTES) / 8;
-/// The page format version written in every header.
-pub const PAGE_VERSION: u8 = 1;
+/// The page format version written in every header (2: slots carry key heads).
+pub const PAGE_VERSION: u8 = 2;
 const _: () = assert!(PAGE_BYTES <= u16::MAX as usize + 1);
 
 /// A page number within one B-tree file; page `n` lives at byte `n * PAGE_BYTES`.
@@ -115,8 +127,10 @@ pub struct PageHeader {
     pub next: U64,
     /// Overflow: payload bytes used.
     pub aux: U32,
+    /// Sorted: the length of the prefix all its keys share (that of its first and last).
+    pub skip: U16,
     /// Zero.
-    pub reserved: U32,
+    pub reserved: U16,
 }
 
 /// Why a page could not be used.
@@ -221,7 +235,10 @@ pub fn verify(page: &[u8], page_id: PageId) -> Result<PageKind, PageError> {
         reason,
     };
     if h.version != PAGE_VERSION {
-        return Err(malformed("unknown page version"));
+        return Err(malformed(
+            "page format version other than this build's (2); a data directory written \
+             by another keel version",
+        ));
     }
     let kind = PageKind::from_u8(h.kind).ok_or_else(|| malformed("unknown page kind"))?;
     match kind {
@@ -278,6 +295,14 @@ fn verify_sorted(page: &[u8]) -> Result<(), &'static str> {
         }
         previous = Some(key);
     }
+    if skip(page) != skip_of(page, n) {
+        return Err("shared key prefix length wrong");
+    }
+    for i in 0..n {
+        if head_at(page, i) != head_of(key_at(page, i), skip(page)) {
+            return Err("slot key head wrong");
+        }
+    }
     Ok(())
 }
 
@@ -308,18 +333,93 @@ fn key_at(page: &[u8], i: usize) -> &[u8] {
     page.get(start..start + key_len).unwrap_or_default()
 }
 
+/// The length of the prefix shared by every key of a verified sorted page.
+fn skip(page: &[u8]) -> usize {
+    usize::from(header(page).skip.get())
+}
+
+/// The shared prefix length a sorted page of `n` cells (keys in place) should have: that
+/// of its first and last keys (every key between shares it), 0 when it is empty.
+fn skip_of(page: &[u8], n: usize) -> usize {
+    match n.checked_sub(1) {
+        None => 0,
+        Some(last) => common_prefix(key_at(page, 0), key_at(page, last)),
+    }
+}
+
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// The head of `key` in a page whose keys share `skip` bytes: the next [`HEAD_BYTES`] as a
+/// big-endian number, zero-padded. For keys that share those bytes, `a < b` implies
+/// `head(a) <= head(b)`.
+fn head_of(key: &[u8], skip: usize) -> u32 {
+    let mut b = [0u8; HEAD_BYTES];
+    let tail = key.get(skip..).unwrap_or_default();
+    let n = tail.len().min(HEAD_BYTES);
+    if let (Some(to), Some(from)) = (b.get_mut(..n), tail.get(..n)) {
+        to.copy_from_slice(from);
+    }
+    u32::from_be_bytes(b)
+}
+
+/// The key head slot `i` carries.
+fn head_at(page: &[u8], i: usize) -> u32 {
+    let at = HEADER_BYTES + i * SLOT_BYTES + 2;
+    page.get(at..at + HEAD_BYTES)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
+}
+
 /// Binary search of a sorted page: `Ok(i)` where cell `i` has `key`, `Err(i)` where it would go.
+///
+/// A key that leaves the page's shared prefix sorts before or after every cell; the others
+/// are placed by the heads in the slots, reading a cell's key only where heads tie.
 pub fn search(page: &[u8], key: &[u8]) -> Result<usize, usize> {
-    let (mut lo, mut hi) = (0, count(page));
+    use core::cmp::Ordering;
+    let n = count(page);
+    let Some(last) = n.checked_sub(1) else {
+        return Err(0);
+    };
+    let skip = skip(page);
+    let shared = key_at(page, 0).get(..skip).unwrap_or_default();
+    match key.get(..skip) {
+        Some(prefix) if prefix == shared => {}
+        // Shorter than the prefix or different within it: below or above every key.
+        _ if key < shared => return Err(0),
+        _ => return Err(last + 1),
+    }
+    let head = head_of(key, skip);
+    let (mut lo, mut hi) = (0, n);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        match key_at(page, mid).cmp(key) {
-            core::cmp::Ordering::Less => lo = mid + 1,
-            core::cmp::Ordering::Greater => hi = mid,
-            core::cmp::Ordering::Equal => return Ok(mid),
+        let order = match head_at(page, mid).cmp(&head) {
+            Ordering::Equal => key_at(page, mid).cmp(key),
+            unequal => unequal,
+        };
+        match order {
+            Ordering::Less => lo = mid + 1,
+            Ordering::Greater => hi = mid,
+            Ordering::Equal => return Ok(mid),
         }
     }
     Err(lo)
+}
+
+/// Sets the shared prefix length of a sorted page whose cells are in place, and the heads
+/// of slots `heads` (all of them when the prefix length changed).
+fn set_skip_and_heads(page: &mut [u8], n: usize, heads: core::ops::Range<usize>) {
+    let skip = skip_of(page, n);
+    let all = skip != self::skip(page);
+    header_mut(page).skip.set(skip as u16);
+    for i in if all { 0..n } else { heads } {
+        let head = head_of(key_at(page, i), skip);
+        let at = HEADER_BYTES + i * SLOT_BYTES + 2;
+        if let Some(h) = page.get_mut(at..at + HEAD_BYTES) {
+            h.copy_from_slice(&head.to_le_bytes());
+        }
+    }
 }
 
 /// Whether a cell with a key of `key_bytes` and a value of `value_bytes` fits the cell limit.
@@ -460,16 +560,14 @@ pub fn build(out: &mut [u8], kind: PageKind, splice: &Splice<'_>, range: core::o
         let (kd, vd) = rest.split_at_mut(k.len());
         kd.copy_from_slice(k);
         vd.copy_from_slice(v);
-        let slot = HEADER_BYTES + i * SLOT_BYTES;
-        if let Some(s) = out.get_mut(slot..slot + SLOT_BYTES) {
-            s.copy_from_slice(&(start as u16).to_le_bytes());
-        }
+        set_slot(out, HEADER_BYTES + i * SLOT_BYTES, start);
         end = start;
     }
     // The free gap holds zeros, so that a page's bytes depend only on its cells.
     if let Some(gap) = out.get_mut(HEADER_BYTES + n * SLOT_BYTES..end) {
         gap.fill(0);
     }
+    set_skip_and_heads(out, n, 0..n);
     debug_assert!(verify_sorted(out).is_ok());
 }
 
@@ -478,7 +576,7 @@ pub fn build(out: &mut [u8], kind: PageKind, splice: &Splice<'_>, range: core::o
 /// cells after it move as one block (a `memmove`), and only the inserted cells are
 /// encoded, so an edit costs the bytes it moves instead of a whole page. The page stays
 /// packed with a zero gap: its bytes are exactly those [`build`] writes for the same
-/// cells (header fields other than kind and count are left as they are; [`seal`]
+/// cells (header fields other than kind, count and skip are left as they are; [`seal`]
 /// rewrites them). Returns false, with the page untouched, if the result does not fit.
 pub fn splice_in_place(
     page: &mut [u8],
@@ -560,12 +658,14 @@ pub fn splice_in_place(
         freed.fill(0);
     }
     header_mut(page).count.set(n_new as u16);
+    set_skip_and_heads(page, n_new, at..after_new);
     debug_assert_eq!(verify_sorted(page), Ok(()));
     true
 }
 
+/// Sets the cell offset of the slot at byte `at` (its head is set apart).
 fn set_slot(page: &mut [u8], at: usize, offset: usize) {
-    if let Some(s) = page.get_mut(at..at + SLOT_BYTES) {
+    if let Some(s) = page.get_mut(at..at + 2) {
         s.copy_from_slice(&(offset as u16).to_le_bytes());
     }
 }
@@ -819,6 +919,80 @@ mod tests {
             }
             proptest::prop_assert_eq!(edited, rebuilt);
         }
+    }
+
+    proptest::proptest! {
+        /// Search by key heads agrees with a binary search of the sorted keys, for keys
+        /// with a long shared prefix, equal heads, keys shorter than prefix + head, and
+        /// probes outside the prefix; after an in-place insert anywhere (which can shorten
+        /// the shared prefix and so rewrite every head) too, and the page is then byte
+        /// for byte the one a rebuild gives.
+        #[test]
+        fn search_by_heads_agrees_with_a_sorted_list(
+            prefix_len in proptest::sample::select(vec![0usize, 3, 9]),
+            tails in proptest::collection::btree_set(
+                proptest::collection::vec(0u8..3, 0..8), 1..80),
+            probes in proptest::collection::vec(
+                proptest::collection::vec(0u8..9, 0..14), 1..40),
+            extra in proptest::collection::vec(0u8..9, 0..14),
+        ) {
+            let prefix = vec![7u8; prefix_len];
+            let mut keys: Vec<Vec<u8>> = tails
+                .iter()
+                .map(|t| prefix.iter().chain(t).copied().collect())
+                .collect();
+            keys.sort();
+            let cells: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (&k[..], &b"v"[..])).collect();
+            let mut p = page_of(&cells);
+            // Probes: the given ones, near-prefix ones, and every key.
+            let mut all_probes: Vec<Vec<u8>> = probes.clone();
+            all_probes.extend(probes.iter().map(|q| prefix.iter().chain(q).copied().collect()));
+            all_probes.extend(keys.iter().cloned());
+            all_probes.push(prefix.get(..prefix_len.saturating_sub(1)).unwrap_or(&[]).to_vec());
+            for q in &all_probes {
+                proptest::prop_assert_eq!(search(&p, q), keys.binary_search(q), "{:?}", q);
+            }
+            if let Err(at) = keys.binary_search(&extra) {
+                proptest::prop_assert!(splice_in_place(&mut p, at, 0, &[(&extra, b"v")]));
+                keys.insert(at, extra.clone());
+                let cells: Vec<(&[u8], &[u8])> =
+                    keys.iter().map(|k| (&k[..], &b"v"[..])).collect();
+                seal(&mut p, PageId(7), 3);
+                proptest::prop_assert_eq!(&p, &page_of(&cells));
+                for q in &all_probes {
+                    proptest::prop_assert_eq!(search(&p, q), keys.binary_search(q));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_head_or_prefix_length_is_malformed_even_with_a_good_checksum() {
+        let p = page_of(&[(b"abcdef", b"1"), (b"abcdxy", b"2"), (b"abzz", b"3")]);
+        assert_eq!(header(&p).skip.get(), 2);
+        assert_eq!(head_at(&p, 2), u32::from_be_bytes(*b"zz\0\0"));
+        let mut q = p.clone();
+        q[HEADER_BYTES + 2] ^= 1; // slot 0's head
+        seal(&mut q, PageId(7), 3);
+        assert!(matches!(
+            verify(&q, PageId(7)),
+            Err(PageError::Malformed { .. })
+        ));
+        let mut q = p.clone();
+        header_mut(&mut q).skip.set(1);
+        seal(&mut q, PageId(7), 3);
+        assert!(matches!(
+            verify(&q, PageId(7)),
+            Err(PageError::Malformed { .. })
+        ));
+        let mut q = p;
+        header_mut(&mut q).version = 1;
+        let crc = crc32c::crc32c(&q[4..]);
+        header_mut(&mut q).crc32c.set(crc);
+        assert!(matches!(
+            verify(&q, PageId(7)),
+            Err(PageError::Malformed { .. })
+        ));
     }
 
     #[test]

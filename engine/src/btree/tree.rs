@@ -37,7 +37,7 @@ use crate::error::StorageError;
 use crate::page_cache::{FileId, IdSet, PageCache, PageRef};
 
 /// The longest key a tree accepts.
-pub const KEY_BYTES_MAX: usize = 4064;
+pub const KEY_BYTES_MAX: usize = 4056;
 /// The longest value a tree accepts (an item of 400 KB plus its encoding overhead fits).
 pub const VALUE_BYTES_MAX: usize = 1 << 20;
 /// Tag of a leaf value stored in the cell.

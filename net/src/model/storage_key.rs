@@ -71,7 +71,7 @@ pub const NUMBER_KEY_BYTES_MAX: usize = 1 + 1 + DIGITS_MAX.div_ceil(2) + 1;
 
 /// Longest storage key: the hash, then a partition key and a sort key of the longest
 /// allowed length made of zero bytes (each escaped to two bytes), plus terminators. The
-/// engine's B-tree accepts keys up to its own `KEY_BYTES_MAX` (4064 bytes): every key of
+/// engine's B-tree accepts keys up to its own `KEY_BYTES_MAX` (4056 bytes): every key of
 /// maximal length without 0x00 bytes fits; longer encodings are rejected with a clear error.
 pub const STORAGE_KEY_BYTES_MAX: usize =
     PARTITION_HASH_BYTES + (2 * PARTITION_KEY_BYTES_MAX + 2) + (2 * SORT_KEY_BYTES_MAX + 2);
