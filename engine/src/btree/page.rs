@@ -374,22 +374,18 @@ fn head_at(page: &[u8], i: usize) -> u32 {
 
 /// Binary search of a sorted page: `Ok(i)` where cell `i` has `key`, `Err(i)` where it would go.
 ///
-/// A key that leaves the page's shared prefix sorts before or after every cell; the others
-/// are placed by the heads in the slots, reading a cell's key only where heads tie.
+/// The heads in the slots place the key, and a cell's key is read only where heads tie.
+/// Heads order only keys within the page's shared prefix: a key found equal is within
+/// it; for one not found, a neighbour's prefix is compared (a key outside the prefix goes
+/// before or after every cell). That neighbour is the cell a caller reads next (a branch's
+/// child, an insert's place), so a search whose heads decide reads no other key.
 pub fn search(page: &[u8], key: &[u8]) -> Result<usize, usize> {
     use core::cmp::Ordering;
     let n = count(page);
-    let Some(last) = n.checked_sub(1) else {
+    if n == 0 {
         return Err(0);
-    };
-    let skip = skip(page);
-    let shared = key_at(page, 0).get(..skip).unwrap_or_default();
-    match key.get(..skip) {
-        Some(prefix) if prefix == shared => {}
-        // Shorter than the prefix or different within it: below or above every key.
-        _ if key < shared => return Err(0),
-        _ => return Err(last + 1),
     }
+    let skip = skip(page);
     let head = head_of(key, skip);
     let (mut lo, mut hi) = (0, n);
     while lo < hi {
@@ -404,13 +400,25 @@ pub fn search(page: &[u8], key: &[u8]) -> Result<usize, usize> {
             Ordering::Equal => return Ok(mid),
         }
     }
-    Err(lo)
+    let neighbour = key_at(page, lo.saturating_sub(1));
+    let shared = neighbour.get(..skip).unwrap_or_default();
+    match key.get(..skip) {
+        Some(prefix) if prefix == shared => Err(lo),
+        // Shorter than the prefix or different within it: below or above every key.
+        _ if key < shared => Err(0),
+        _ => Err(n),
+    }
 }
 
-/// Sets the shared prefix length of a sorted page whose cells are in place, and the heads
-/// of slots `heads` (all of them when the prefix length changed).
-fn set_skip_and_heads(page: &mut [u8], n: usize, heads: core::ops::Range<usize>) {
-    let skip = skip_of(page, n);
+/// Sets the heads of slots `heads` of a sorted page of `n` cells in place, after the
+/// shared prefix length if `ends` (the first or last key may have changed): all heads
+/// when that length moved.
+fn set_skip_and_heads(page: &mut [u8], n: usize, heads: core::ops::Range<usize>, ends: bool) {
+    let skip = if ends {
+        skip_of(page, n)
+    } else {
+        self::skip(page)
+    };
     let all = skip != self::skip(page);
     header_mut(page).skip.set(skip as u16);
     for i in if all { 0..n } else { heads } {
@@ -567,7 +575,7 @@ pub fn build(out: &mut [u8], kind: PageKind, splice: &Splice<'_>, range: core::o
     if let Some(gap) = out.get_mut(HEADER_BYTES + n * SLOT_BYTES..end) {
         gap.fill(0);
     }
-    set_skip_and_heads(out, n, 0..n);
+    set_skip_and_heads(out, n, 0..n, true);
     debug_assert!(verify_sorted(out).is_ok());
 }
 
@@ -658,7 +666,9 @@ pub fn splice_in_place(
         freed.fill(0);
     }
     header_mut(page).count.set(n_new as u16);
-    set_skip_and_heads(page, n_new, at..after_new);
+    // An edit strictly inside the page keeps its first and last keys, so its prefix.
+    let ends = at == 0 || after_old == n;
+    set_skip_and_heads(page, n_new, at..after_new, ends);
     debug_assert_eq!(verify_sorted(page), Ok(()));
     true
 }
