@@ -53,8 +53,11 @@ pub const HEADER_BYTES: usize = 40;
 const _: () = assert!(core::mem::size_of::<PageHeader>() == HEADER_BYTES);
 /// Bytes of one slot in a sorted page: the cell's offset (u16) and the key's head (u32).
 const SLOT_BYTES: usize = 6;
+/// Bytes of a slot's cell offset, the head follows it.
+const OFFSET_BYTES: usize = 2;
 /// Bytes of a key's head, the part of it a slot carries.
 const HEAD_BYTES: usize = 4;
+const _: () = assert!(SLOT_BYTES == OFFSET_BYTES + HEAD_BYTES);
 /// Bytes of a cell's fixed prefix (key length, value length).
 const CELL_PREFIX_BYTES: usize = 4;
 /// The most cells a sorted page can hold (all keys and values empty).
@@ -366,7 +369,7 @@ fn head_of(key: &[u8], skip: usize) -> u32 {
 
 /// The key head slot `i` carries.
 fn head_at(page: &[u8], i: usize) -> u32 {
-    let at = HEADER_BYTES + i * SLOT_BYTES + 2;
+    let at = HEADER_BYTES + i * SLOT_BYTES + OFFSET_BYTES;
     page.get(at..at + HEAD_BYTES)
         .and_then(|b| b.try_into().ok())
         .map_or(0, u32::from_le_bytes)
@@ -423,7 +426,7 @@ fn set_skip_and_heads(page: &mut [u8], n: usize, heads: core::ops::Range<usize>,
     header_mut(page).skip.set(skip as u16);
     for i in if all { 0..n } else { heads } {
         let head = head_of(key_at(page, i), skip);
-        let at = HEADER_BYTES + i * SLOT_BYTES + 2;
+        let at = HEADER_BYTES + i * SLOT_BYTES + OFFSET_BYTES;
         if let Some(h) = page.get_mut(at..at + HEAD_BYTES) {
             h.copy_from_slice(&head.to_le_bytes());
         }
@@ -673,9 +676,9 @@ pub fn splice_in_place(
     true
 }
 
-/// Sets the cell offset of the slot at byte `at` (its head is set apart).
+/// Sets the cell offset of the slot at byte `at` ([`set_skip_and_heads`] sets its head).
 fn set_slot(page: &mut [u8], at: usize, offset: usize) {
-    if let Some(s) = page.get_mut(at..at + 2) {
+    if let Some(s) = page.get_mut(at..at + OFFSET_BYTES) {
         s.copy_from_slice(&(offset as u16).to_le_bytes());
     }
 }
