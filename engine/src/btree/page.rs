@@ -268,6 +268,8 @@ fn verify_sorted(page: &[u8]) -> Result<(), &'static str> {
     if slots_end > PAGE_BYTES {
         return Err("slot array past the page");
     }
+    let skip = skip(page);
+    let mut first: Option<&[u8]> = None;
     let mut previous: Option<&[u8]> = None;
     let mut packed_end = PAGE_BYTES;
     for i in 0..n {
@@ -296,15 +298,18 @@ fn verify_sorted(page: &[u8]) -> Result<(), &'static str> {
                 return Err("keys out of order");
             }
         }
-        previous = Some(key);
-    }
-    if skip(page) != skip_of(page, n) {
-        return Err("shared key prefix length wrong");
-    }
-    for i in 0..n {
-        if head_at(page, i) != head_of(key_at(page, i), skip(page)) {
+        if head_at(page, i) != head_of(key, skip) {
             return Err("slot key head wrong");
         }
+        first = first.or(Some(key));
+        previous = Some(key);
+    }
+    let shared = match (first, previous) {
+        (Some(first), Some(last)) => common_prefix(first, last),
+        _ => 0,
+    };
+    if skip != shared {
+        return Err("shared key prefix length wrong");
     }
     Ok(())
 }
@@ -417,12 +422,9 @@ pub fn search(page: &[u8], key: &[u8]) -> Result<usize, usize> {
 /// shared prefix length if `ends` (the first or last key may have changed): all heads
 /// when that length moved.
 fn set_skip_and_heads(page: &mut [u8], n: usize, heads: core::ops::Range<usize>, ends: bool) {
-    let skip = if ends {
-        skip_of(page, n)
-    } else {
-        self::skip(page)
-    };
-    let all = skip != self::skip(page);
+    let old = self::skip(page);
+    let skip = if ends { skip_of(page, n) } else { old };
+    let all = skip != old;
     header_mut(page).skip.set(skip as u16);
     for i in if all { 0..n } else { heads } {
         let head = head_of(key_at(page, i), skip);
