@@ -206,9 +206,12 @@ fn puts(c: &mut Criterion) {
         );
         let batches = (after.batches - before.batches).max(1) as f64;
         eprintln!(
-            "put writers={writers}: {:.1} records per batch, {:.0} us per durable batch write",
+            "put writers={writers}: {:.1} records per batch, {:.0} us per durable batch write, \
+             {} rotations ({} waited for a spare)",
             (after.records - before.records) as f64 / batches,
             (after.write_us - before.write_us) as f64 / batches,
+            after.rotations - before.rotations,
+            after.rotation_stalls - before.rotation_stalls,
         );
     }
     group.finish();

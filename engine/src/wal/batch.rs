@@ -110,6 +110,12 @@ impl BatchBuilder {
         self.records += 1;
     }
 
+    /// The bytes [`BatchBuilder::seal`] would produce now (records, batch end, padding).
+    #[must_use]
+    pub fn sealed_bytes(&self) -> usize {
+        (self.used_bytes + BATCH_END_BYTES).next_multiple_of(BLOCK_BYTES)
+    }
+
     /// Closes the batch: writes the `BatchEnd` frame and the zero padding, and returns what
     /// to write. The builder is then empty, ready for the next batch.
     pub fn seal(&mut self, buffer: &mut [u8]) -> SealedBatch {

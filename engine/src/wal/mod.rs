@@ -8,12 +8,19 @@
 //! - **Records** (`record.rs`): header (crc32c, length, LSN, batch LSN, group, term, index,
 //!   frame, kind) and payload, packed at 8-byte alignment. LSNs count records, +1 each.
 //! - **Group commit** (`batch.rs`, `writer.rs`): appenders copy their record into the open
-//!   batch (a DMA buffer allocated at open) and wait; one flusher task seals the batch
-//!   (adds a `BatchEnd` frame, pads to 4 KiB), writes it with one O_DSYNC DMA write (no
-//!   separate fdatasync: one I/O round trip per batch), then wakes its appenders. While a
-//!   flush is in flight the next batch fills; the flusher takes it as soon as the write
-//!   returns. No timers. At most two batch buffers exist; when the open batch is full,
-//!   appenders wait for it to be taken.
+//!   batch (a 4 KiB-aligned buffer allocated at open) and wait; one flusher task seals the
+//!   batch (adds a `BatchEnd` frame, pads to 4 KiB), writes it with one O_DSYNC direct
+//!   write (no separate fdatasync: one I/O round trip per batch), then wakes its
+//!   appenders. While a flush is in flight the next batch fills; the flusher takes it as
+//!   soon as the write returns. No timers. At most two batch buffers exist; when the open
+//!   batch is full, appenders wait for it to be taken.
+//! - **The writer thread** (`io_thread.rs`): a batch of `EARLY_WRITE_RECORDS` (32)
+//!   records or more is written by a plain thread instead of the executor's ring, and an
+//!   appender that finds such a batch and no write in flight seals and hands it over
+//!   itself. glommio submits ring I/O only when its run queue drains, so under many
+//!   appenders the write would otherwise wait for all their CPU work; on the thread it
+//!   overlaps with it. Smaller batches stay on the ring (a handoff costs a lone writer
+//!   ~55 µs).
 //! - **Rotation**: a batch that does not fit the current segment goes to a spare, whose new
 //!   header is written and fdatasynced first. A spare is kept ready in the background
 //!   (`WalStats::rotation_stalls` counts rotations that had to pre-write one inline).
@@ -29,8 +36,9 @@
 //!   over the rest of it (up to `segment_bytes`, once per open).
 //!
 //! # Invariants
-//! - Batch n+1 is written only after the durable write of batch n returned; an append
-//!   resolves only once its batch's write returned.
+//! - Batch n+1 is written only after the durable write of batch n returned (whichever of
+//!   the ring or the writer thread wrote it); an append resolves only once its batch's
+//!   write returned.
 //! - LSNs are assigned at append time, in order, +1 each; a durable LSN is never reused.
 //! - After a failed write or fdatasync the WAL is failed for good (no fsync retry: an
 //!   error may have dropped dirty pages): every pending and later append returns an error.
@@ -46,6 +54,7 @@
 //!   the engine simulation) is the next step: the cores are already pure.
 
 pub mod batch;
+mod io_thread;
 pub mod record;
 pub mod recovery;
 pub mod segment;
@@ -125,6 +134,9 @@ pub struct WalStats {
     pub rotation_stalls: u64,
     /// Wall time spent in batch writes, in microseconds, from submission until durable.
     pub write_us: u64,
+    /// Batches of at least 32 records handed to the WAL's writer thread (written the
+    /// moment they were sealed); the others went through the executor's ring.
+    pub thread_batches: u64,
 }
 
 /// Errors of the WAL.
