@@ -14,11 +14,12 @@ use keel_net::codec::{
 };
 use keel_net::expr::{
     key_condition, parse_condition, parse_projection, parse_update, Condition, ExprError, ExprRef,
-    ExpressionAttributes, Projection,
+    ExpressionAttributes, Projection, SetValue, Update, UpdateClause, UpdateOperand,
 };
-use keel_net::model::PARTITION_HASH_BYTES;
+use keel_net::model::{set_top_level, PARTITION_HASH_BYTES, SIZE_PER_ENCODED_BYTE_MAX};
 use keel_net::{
-    decode_storage_key, encode_storage_key, partition_hash, Item, KeySchema, PrimaryKey,
+    decode_storage_key, encode_item, encode_storage_key, partition_hash, validate_item, Item,
+    KeySchema, PrimaryKey, Value, ITEM_BYTES_MAX,
 };
 
 use super::catalog::{partition_id, Table};
@@ -224,6 +225,13 @@ pub async fn update_item(
     let attrs = attributes(&req.args);
     update.check(&table.schema, &attrs).map_err(expr_error)?;
     let (_, pid) = locate(table, &key);
+    if cond.is_none() && matches!(req.return_values, ReturnValues::None) {
+        if let Some(sets) = plain_sets(&update, &attrs) {
+            if set_in_place(engine, pid, &key, &sets).await? {
+                return Ok(None);
+            }
+        }
+    }
     // The new item is kept (a copy) only when the answer shows it.
     let keep_new = !matches!(req.return_values, ReturnValues::None | ReturnValues::AllOld);
     let mut new_item = None;
@@ -254,6 +262,76 @@ pub async fn update_item(
             Some(changed(&old, &new, &new))
         }
     })
+}
+
+/// The top-level attributes and values of an update that only SETs top-level attributes
+/// to expression attribute values (`SET a = :v, #b = :w`), sorted by name; `None` for any
+/// other update (paths into documents, functions, arithmetic, REMOVE, ADD, DELETE).
+fn plain_sets<'a>(
+    update: &'a Update,
+    attrs: &ExpressionAttributes<'a>,
+) -> Option<Vec<(&'a str, &'a Value)>> {
+    let [UpdateClause::Set(actions)] = update.clauses.as_slice() else {
+        return None;
+    };
+    let mut sets = Vec::with_capacity(actions.len());
+    for action in actions {
+        let SetValue::Operand(UpdateOperand::Value(value)) = &action.value else {
+            return None;
+        };
+        if !action.path.elements.is_empty() {
+            return None;
+        }
+        sets.push((
+            attrs.name(&action.path.attribute).ok()?,
+            attrs.value(value).ok()?,
+        ));
+    }
+    sets.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let distinct = sets.windows(2).all(|w| matches!(w, [a, b] if a.0 != b.0));
+    distinct.then_some(sets)
+}
+
+/// UpdateItem's fast path (no condition, no ReturnValues, only top-level SETs of values):
+/// patches the stored encoding with [`set_top_level`] instead of decoding the item,
+/// applying the update and encoding it again (about a sixth of an update's CPU on the
+/// node). `false` when it did not apply: no item stored yet, values the general path
+/// must refuse, or an item so large that its size must be computed (the general path
+/// then runs, with the same outcome it always had).
+///
+/// The new item is valid without being decoded: the stored one was; the values set are
+/// checked as an item of their own (names, sets, nesting); `Update::check` refused key
+/// attributes; and an encoding of at most `ITEM_BYTES_MAX / SIZE_PER_ENCODED_BYTE_MAX`
+/// bytes is an item within the size limit.
+async fn set_in_place(
+    engine: &Engine,
+    partition: PartitionId,
+    key: &PrimaryKey,
+    sets: &[(&str, &Value)],
+) -> Result<bool, ErrorResponse> {
+    let added: Item = sets
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).clone()))
+        .collect();
+    if validate_item(&added).is_err() {
+        return Ok(false);
+    }
+    let mut encoded = Vec::new();
+    encode_item(&added, &mut encoded);
+    engine
+        .patch(partition, key, |stored| {
+            if (stored.len() + encoded.len()) * SIZE_PER_ENCODED_BYTE_MAX > ITEM_BYTES_MAX {
+                return Ok(None);
+            }
+            let mut out = Vec::with_capacity(stored.len() + encoded.len());
+            set_top_level(stored, sets, &mut out).map_err(|source| EngineError::CorruptItem {
+                partition: partition.0,
+                source,
+            })?;
+            Ok(Some(out))
+        })
+        .await
+        .map_err(engine_error)
 }
 
 /// The top-level attributes of `from` whose value differs between `a` and `b`.
@@ -417,7 +495,147 @@ pub async fn scan_partition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keel_net::{Number, Value};
+    use crate::shard::EngineOptions;
+    use keel_net::codec::ExprArgs;
+    use keel_net::codec::TableStatus;
+    use keel_net::{KeyAttribute, KeyType, Number, Value};
+
+    fn s(text: &str) -> Value {
+        Value::S(text.into())
+    }
+
+    fn update(
+        id: &str,
+        expr: &str,
+        values: &[(&str, Value)],
+        names: &[(&str, &str)],
+    ) -> UpdateItem {
+        UpdateItem {
+            table: "t".into(),
+            key: [("id".to_owned(), s(id))].into_iter().collect(),
+            update: expr.into(),
+            condition: None,
+            args: ExprArgs {
+                names: names
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect(),
+                values: values
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), v.clone()))
+                    .collect(),
+            },
+            return_values: ReturnValues::None,
+        }
+    }
+
+    /// UpdateItem's fast path (top-level SETs of values, no condition, no ReturnValues)
+    /// patches the stored encoding; everything else, an absent item and a large one take
+    /// the general path; either way the item read back is the same.
+    #[test]
+    fn plain_sets_patch_in_place_and_give_the_general_paths_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(4 << 20)
+            .make()
+            .unwrap()
+            .run(async move {
+                let engine = Engine::open(EngineOptions::new(path)).await.unwrap();
+                let schema = KeySchema::partition_only(KeyAttribute::new("id", KeyType::S));
+                let table = Table {
+                    id: 7,
+                    name: "t".into(),
+                    schema: schema.clone(),
+                    status: TableStatus::Active,
+                    partitions: 1,
+                    created_unix_ms: 0,
+                };
+                let pid = partition_id(7, 0);
+                engine.create_partition(pid, schema).await.unwrap();
+                let get = |id: &str| {
+                    let key = key_of(
+                        &table.schema,
+                        &[("id".to_owned(), s(id))].into_iter().collect(),
+                    )
+                    .unwrap();
+                    let engine = engine.clone();
+                    async move { engine.get(pid, &key).await.unwrap() }
+                };
+                let patched = || engine.stats().patched;
+                // Absent: the general path creates it.
+                let r = update(
+                    "a",
+                    "SET b = :b, z = :z",
+                    &[(":b", s("1")), (":z", s("26"))],
+                    &[],
+                );
+                update_item(&engine, &table, &r).await.unwrap();
+                assert_eq!(patched(), 0);
+                // Present: patched (one replaced, one added, one before all, via #name).
+                let r = update(
+                    "a",
+                    "SET b = :b, #c = :c, a0 = :a",
+                    &[
+                        (":b", s("2")),
+                        (":c", Value::N(Number::from(3))),
+                        (":a", Value::Null),
+                    ],
+                    &[("#c", "c")],
+                );
+                update_item(&engine, &table, &r).await.unwrap();
+                assert_eq!(patched(), 1);
+                let expected: Item = [
+                    ("id", s("a")),
+                    ("a0", Value::Null),
+                    ("b", s("2")),
+                    ("c", Value::N(Number::from(3))),
+                    ("z", s("26")),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+                assert_eq!(get("a").await, Some(expected));
+                // Not plain: a path into a document, arithmetic, REMOVE, ReturnValues.
+                let r = update("a", "SET m = :m", &[(":m", Value::M(Item::new()))], &[]);
+                update_item(&engine, &table, &r).await.unwrap();
+                let r = update("a", "SET m.x = :x", &[(":x", s("x"))], &[]);
+                update_item(&engine, &table, &r).await.unwrap();
+                let r = update(
+                    "a",
+                    "SET c = c + :one",
+                    &[(":one", Value::N(Number::from(1)))],
+                    &[],
+                );
+                update_item(&engine, &table, &r).await.unwrap();
+                let r = update("a", "REMOVE z", &[], &[]);
+                update_item(&engine, &table, &r).await.unwrap();
+                let mut r = update("a", "SET b = :b", &[(":b", s("5"))], &[]);
+                r.return_values = ReturnValues::AllNew;
+                assert!(update_item(&engine, &table, &r).await.unwrap().is_some());
+                assert_eq!(patched(), 2, "only `SET m = :m` was plain");
+                let item = get("a").await.unwrap();
+                assert_eq!(item.get("c"), Some(&Value::N(Number::from(4))));
+                assert_eq!(item.get("b"), Some(&s("5")));
+                assert!(!item.contains_key("z"));
+                // A value the general path refuses (an empty set) is refused the same way.
+                let r = update(
+                    "a",
+                    "SET e = :e",
+                    &[(":e", Value::Ss(Default::default()))],
+                    &[],
+                );
+                assert!(update_item(&engine, &table, &r).await.is_err());
+                assert_eq!(patched(), 2);
+                // A large item (its size must be computed): the general path.
+                let big = s(&"x".repeat(60_000));
+                let r = update("a", "SET big = :v", &[(":v", big.clone())], &[]);
+                update_item(&engine, &table, &r).await.unwrap();
+                assert_eq!(patched(), 2);
+                assert_eq!(get("a").await.unwrap().get("big"), Some(&big));
+                engine.close().await.unwrap();
+            });
+    }
 
     #[test]
     fn changed_attributes_for_updated_old_and_new() {

@@ -123,6 +123,8 @@ pub struct EngineStats {
     pub checkpoints: u64,
     /// WAL records replayed at open.
     pub replayed: u64,
+    /// Items rewritten in place by [`Engine::patch`] (UpdateItem's fast path).
+    pub patched: u64,
 }
 
 struct Partition {
@@ -568,6 +570,81 @@ impl Engine {
         read_old: OldItem,
         decide: impl FnOnce(Option<&Item>) -> Result<Change, EngineError>,
     ) -> Result<Option<Item>, EngineError> {
+        let (guard, seek) = self.lock_and_seek(p, key).await?;
+        // Decoded straight from the leaf (an inline value is not copied first).
+        let old = match read_old {
+            OldItem::Skip => None,
+            OldItem::Decode => match p.tree.seek_value(&seek, decode_item).await? {
+                Some(decoded) => Some(decoded.map_err(|source| EngineError::CorruptItem {
+                    partition: p.id.0,
+                    source,
+                })?),
+                None => None,
+            },
+        };
+        let exists = seek.found();
+        let decided = decide(old.as_ref());
+        let m = match &decided {
+            Ok(Change::Put(value)) => Mutation::Put { key, value },
+            Ok(Change::Delete) if exists => Mutation::Delete { key },
+            _ => {
+                // Nothing to write (a refusal, a delete of nothing, a keep): an answer
+                // read from the tree, so like a read it waits until what it saw is durable.
+                let seen = p.tree.applied_lsn();
+                drop(seek);
+                drop(guard);
+                self.inner.wal.wait_durable(Lsn(seen)).await?;
+                return decided.map(|_| old);
+            }
+        };
+        self.log_and_apply(p, guard, seek, m).await?;
+        Ok(old)
+    }
+
+    /// Rewrites the stored item under `key` in place, if there is one: `patch` gets its
+    /// stored encoding (`encode_item`'s bytes) and returns the new item's, or `None` to
+    /// decline. Returns `false`, having written nothing, when no item is stored or `patch`
+    /// declined (the caller then takes the general path, [`Engine::modify`]). For changes
+    /// made on the encoding without decoding the item (UpdateItem that only SETs
+    /// top-level attributes): the caller answers for the new bytes being a valid item
+    /// with the same key.
+    pub async fn patch(
+        &self,
+        partition: PartitionId,
+        key: &PrimaryKey,
+        patch: impl FnOnce(&[u8]) -> Result<Option<Vec<u8>>, EngineError>,
+    ) -> Result<bool, EngineError> {
+        let p = self.partition(partition)?;
+        p.schema.check_key(key)?;
+        let mut skey = Vec::new();
+        encode_storage_key(key, &mut skey);
+        let (guard, seek) = self.lock_and_seek(&p, &skey).await?;
+        let Some(value) = p
+            .tree
+            .seek_value(&seek, patch)
+            .await?
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(false);
+        };
+        let m = Mutation::Put {
+            key: &skey,
+            value: &value,
+        };
+        self.log_and_apply(&p, guard, seek, m).await?;
+        let mut stats = self.inner.stats.get();
+        stats.patched += 1;
+        self.inner.stats.set(stats);
+        Ok(true)
+    }
+
+    /// Takes the partition's write lock and finds `key`'s place in its tree.
+    async fn lock_and_seek<'p>(
+        &self,
+        p: &'p Partition,
+        key: &[u8],
+    ) -> Result<(glommio::sync::RwLockWriteGuard<'p, ()>, Seek<DmaPageFile>), EngineError> {
         self.check_alive()?;
         // Refuse before logging: a record the tree cannot take would stop the engine at
         // apply, and again at every replay.
@@ -595,35 +672,21 @@ impl Engine {
                 p.tree.seek(key).await?
             }
         };
-        // Decoded straight from the leaf (an inline value is not copied first).
-        let old = match read_old {
-            OldItem::Skip => None,
-            OldItem::Decode => match p.tree.seek_value(&seek, decode_item).await? {
-                Some(decoded) => Some(decoded.map_err(|source| EngineError::CorruptItem {
-                    partition: p.id.0,
-                    source,
-                })?),
-                None => None,
-            },
-        };
-        let exists = seek.found();
-        let decided = decide(old.as_ref());
-        let m = match &decided {
-            Ok(Change::Put(value)) => Mutation::Put { key, value },
-            Ok(Change::Delete) if exists => Mutation::Delete { key },
-            _ => {
-                // Nothing to write (a refusal, a delete of nothing, a keep): an answer
-                // read from the tree, so like a read it waits until what it saw is durable.
-                let seen = p.tree.applied_lsn();
-                drop(seek);
-                drop(guard);
-                self.inner.wal.wait_durable(Lsn(seen)).await?;
-                return decided.map(|_| old);
-            }
-        };
-        let value_len = match &m {
-            Mutation::Put { value, .. } => value.len(),
-            Mutation::Delete { .. } => 0,
+        Ok((guard, seek))
+    }
+
+    /// Logs `m` and applies it at `seek` under `guard` (the lock taken by
+    /// [`Engine::lock_and_seek`]), releases the lock and waits until `m` is durable.
+    async fn log_and_apply(
+        &self,
+        p: &Partition,
+        guard: glommio::sync::RwLockWriteGuard<'_, ()>,
+        seek: Seek<DmaPageFile>,
+        m: Mutation<'_>,
+    ) -> Result<(), EngineError> {
+        let (key_len, value_len) = match &m {
+            Mutation::Put { key, value } => (key.len(), value.len()),
+            Mutation::Delete { key } => (key.len(), 0),
         };
         if value_len > VALUE_BYTES_MAX {
             return Err(EngineError::Storage(StorageError::ValueTooLarge {
@@ -631,7 +694,7 @@ impl Engine {
                 max: VALUE_BYTES_MAX,
             }));
         }
-        let mut payload = Vec::with_capacity(3 + key.len() + value_len);
+        let mut payload = Vec::with_capacity(3 + key_len + value_len);
         m.encode(&mut payload);
         let meta = RecordMeta {
             group: GroupId(p.id.0),
@@ -651,7 +714,7 @@ impl Engine {
         drop(guard);
         self.maybe_checkpoint();
         self.inner.wal.wait_durable(lsn).await?;
-        Ok(old)
+        Ok(())
     }
 
     /// The item stored under `key`.

@@ -4,14 +4,28 @@
 //! Each body panics only when a property breaks: decoding never panics, and whatever
 //! decodes re-encodes to the same bytes and decodes again to the same value.
 
-use crate::model::item_codec::{decode_item, encode_item};
+use crate::model::item_codec::{decode_item, encode_item, set_top_level};
 use crate::model::key::{KeyAttribute, KeySchema, KeyType};
 use crate::model::storage_key::{decode_storage_key, encode_storage_key};
 use crate::model::value::validate_item;
 
-/// Decodes `data` as an item; if it decodes, checks the round trip on bytes and values.
+/// Decodes `data` as an item; if it decodes, checks the round trip on bytes and values,
+/// and that patching it in place (`set_top_level`, UpdateItem's fast path) gives the
+/// bytes of the decoded item with the attribute set. Patching never panics either way.
 pub fn fuzz_item_decode(data: &[u8]) {
+    let set = crate::model::Value::Bool(true);
+    let mut patched = Vec::new();
+    let patch = set_top_level(data, &[("b", &set)], &mut patched);
     let Ok(item) = decode_item(data) else { return };
+    let mut with_set = item.clone();
+    with_set.insert("b".to_owned(), set);
+    let mut expected = Vec::new();
+    encode_item(&with_set, &mut expected);
+    assert_eq!(
+        patch.map(|()| patched),
+        Ok(expected),
+        "patch == decode, set, encode"
+    );
     // Pair assertion: the decoder's limits are validate_item's limits.
     assert_eq!(validate_item(&item), Ok(()), "a decoded item is valid");
     let mut encoded = Vec::with_capacity(data.len());

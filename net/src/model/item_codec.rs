@@ -195,6 +195,79 @@ pub fn decode_item(input: &[u8]) -> Result<Item, ModelError> {
     Ok(item)
 }
 
+/// An item's size by DynamoDB's rules is at most this many times the length of its
+/// encoding (a number of one digit, the worst case, sizes 2 bytes and encodes in 3; a
+/// `NULL` in a list sizes 2 and encodes in 1). So an encoding of at most
+/// `ITEM_BYTES_MAX / SIZE_PER_ENCODED_BYTE_MAX` bytes is an item within the size limit,
+/// without decoding it (test `size_is_bounded_by_the_encoded_length`).
+pub const SIZE_PER_ENCODED_BYTE_MAX: usize = 8;
+
+/// Appends to `out` the encoding of the item encoded in `stored` with the top-level
+/// attributes `sets` put in place of its own of the same name, or added: the bytes
+/// `encode_item` would give for the decoded item with those attributes set, built
+/// without decoding the attributes left alone (their bytes are copied).
+///
+/// `sets` must be sorted by name with no name twice (panics otherwise: a caller's bug),
+/// and the values valid (`validate_item` of them as an item passes). The stored bytes
+/// are walked, not validated: they come from a page whose crc32c held. A walk that does
+/// not parse is an error, and `out` is then left with partial bytes.
+pub fn set_top_level(
+    stored: &[u8],
+    sets: &[(&str, &Value)],
+    out: &mut Vec<u8>,
+) -> Result<(), ModelError> {
+    assert!(
+        sets.windows(2)
+            .all(|w| matches!(w, [a, b] if a.0.as_bytes() < b.0.as_bytes())),
+        "set_top_level: names not sorted or not distinct"
+    );
+    let mut reader = Reader {
+        input: stored,
+        offset: 0,
+    };
+    let version = reader.byte()?;
+    if version != ITEM_FORMAT_VERSION {
+        return Err(ModelError::UnsupportedVersion { version });
+    }
+    let count = reader.count(3)?;
+    let start = out.len();
+    let mut pending = sets.iter().peekable();
+    let mut written = 0usize;
+    for _ in 0..count {
+        let entry_start = reader.offset;
+        let name = reader.bytes()?;
+        reader.skip_value(0)?;
+        let entry = stored
+            .get(entry_start..reader.offset)
+            .ok_or(ModelError::Truncated {
+                offset: entry_start,
+                needed_bytes: 0,
+            })?;
+        // The names set that sort before this one go first; one equal to it replaces it.
+        let mut replaced = false;
+        while let Some((set_name, value)) = pending.next_if(|(n, _)| n.as_bytes() <= name) {
+            put_bytes(out, set_name.as_bytes());
+            encode_value(value, out);
+            written += 1;
+            replaced = set_name.as_bytes() == name;
+        }
+        if !replaced {
+            out.extend_from_slice(entry);
+            written += 1;
+        }
+    }
+    reader.finish()?;
+    for (set_name, value) in pending {
+        put_bytes(out, set_name.as_bytes());
+        encode_value(value, out);
+        written += 1;
+    }
+    let mut head = vec![ITEM_FORMAT_VERSION];
+    put_varint(&mut head, written as u128);
+    out.splice(start..start, head);
+    Ok(())
+}
+
 /// A cursor over the input; every read is bounds-checked and names its offset on error.
 pub(crate) struct Reader<'a> {
     pub(crate) input: &'a [u8],
@@ -332,6 +405,58 @@ impl<'a> Reader<'a> {
             entries.push((name, value));
         }
         Ok(entries.into_iter().collect())
+    }
+
+    /// Reads past one value without building it: the structure is walked (tags, counts,
+    /// lengths, nesting depth) but names, UTF-8, order and canonical forms are not checked.
+    fn skip_value(&mut self, depth: usize) -> Result<(), ModelError> {
+        let offset = self.offset;
+        let tag = self.byte()?;
+        let nested = || {
+            if depth + 1 > NESTING_DEPTH_MAX {
+                Err(ModelError::NestingTooDeep {
+                    attribute: String::new(),
+                    depth: depth + 1,
+                    depth_max: NESTING_DEPTH_MAX,
+                })
+            } else {
+                Ok(depth + 1)
+            }
+        };
+        match tag {
+            TAG_S | TAG_B => {
+                self.bytes()?;
+            }
+            TAG_N => {
+                self.number()?;
+            }
+            TAG_FALSE | TAG_TRUE | TAG_NULL => {}
+            TAG_M => {
+                let inner = nested()?;
+                for _ in 0..self.count(3)? {
+                    self.bytes()?;
+                    self.skip_value(inner)?;
+                }
+            }
+            TAG_L => {
+                let inner = nested()?;
+                for _ in 0..self.count(1)? {
+                    self.skip_value(inner)?;
+                }
+            }
+            TAG_SS | TAG_BS => {
+                for _ in 0..self.count(1)? {
+                    self.bytes()?;
+                }
+            }
+            TAG_NS => {
+                for _ in 0..self.count(2)? {
+                    self.number()?;
+                }
+            }
+            tag => return Err(ModelError::UnknownTag { tag, offset }),
+        }
+        Ok(())
     }
 
     fn value(&mut self, attribute: &str, depth: usize) -> Result<Value, ModelError> {

@@ -23,7 +23,9 @@ pub mod value;
 pub(crate) mod tests;
 
 pub use error::ModelError;
-pub use item_codec::{decode_item, encode_item, ITEM_FORMAT_VERSION};
+pub use item_codec::{
+    decode_item, encode_item, set_top_level, ITEM_FORMAT_VERSION, SIZE_PER_ENCODED_BYTE_MAX,
+};
 pub use key::{
     KeyAttribute, KeySchema, KeyType, KeyValue, PrimaryKey, SortCondition,
     KEY_ATTRIBUTE_NAME_BYTES_MAX, PARTITION_KEY_BYTES_MAX, SORT_KEY_BYTES_MAX,

@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::strategies::item;
+use super::strategies::{item, value};
 use crate::model::{
-    decode_item, encode_item, item_size_bytes, validate_item, Item, ModelError, Number, Value,
-    ITEM_BYTES_MAX, NESTING_DEPTH_MAX,
+    decode_item, encode_item, item_size_bytes, set_top_level, validate_item, Item, ModelError,
+    Number, Value, ITEM_BYTES_MAX, NESTING_DEPTH_MAX, SIZE_PER_ENCODED_BYTE_MAX,
 };
 
 fn n(text: &str) -> Number {
@@ -275,5 +275,37 @@ proptest! {
             prop_assert_ne!(&other, &item);
             prop_assert_eq!(encoded(&other), bytes, "what decodes is canonical");
         }
+    }
+
+    /// UpdateItem's fast path patches the stored encoding: it must give exactly the bytes
+    /// of the decoded item with the attributes set, re-encoded.
+    #[test]
+    fn set_top_level_equals_decode_set_encode(
+        item in item(),
+        sets in proptest::collection::btree_map("[a-c\u{0}é]{1,3}", value(), 0..4),
+    ) {
+        let mut expected = item.clone();
+        expected.extend(sets.clone());
+        let pairs: Vec<(&str, &Value)> = sets.iter().map(|(n, v)| (n.as_str(), v)).collect();
+        let mut out = vec![0xAA];
+        set_top_level(&encoded(&item), &pairs, &mut out).unwrap();
+        prop_assert_eq!(out.first(), Some(&0xAA), "appends after what out held");
+        prop_assert_eq!(&out[1..], &encoded(&expected)[..]);
+    }
+
+    #[test]
+    fn size_is_bounded_by_the_encoded_length(item in item()) {
+        prop_assert!(item_size_bytes(&item) <= SIZE_PER_ENCODED_BYTE_MAX * encoded(&item).len());
+    }
+
+    /// Damaged stored bytes give an error or some bytes, never a panic or a hang.
+    #[test]
+    fn set_top_level_survives_damaged_input(item in item(), bit in any::<usize>(), cut in any::<usize>()) {
+        let mut bytes = encoded(&item);
+        let bit = bit % (bytes.len() * 8);
+        bytes[bit / 8] ^= 1 << (bit % 8);
+        bytes.truncate(cut % (bytes.len() + 1));
+        let null = Value::Null;
+        let _ = set_top_level(&bytes, &[("b", &null)], &mut Vec::new());
     }
 }
