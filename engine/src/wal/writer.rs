@@ -8,7 +8,11 @@
 //! - the flusher takes the open batch as soon as the previous batch write returned (so the
 //!   batch holds everything that arrived meanwhile), installs the second buffer as the open
 //!   batch, writes it (segment files are O_DSYNC: the write returns once durable), then
-//!   wakes the appenders of that generation.
+//!   wakes the appenders of that generation;
+//! - a batch of `EARLY_WRITE_RECORDS` or more is written by the writer thread
+//!   (`io_thread.rs`) instead of the ring, and an appender that finds such a batch and no
+//!   write in flight seals and hands it over itself, taking the thread's finished write
+//!   first if there is one. Either way one batch is in flight at a time (`in_flight`).
 //!
 //! Batch generation g's waiters sit in `waiters[g % 2]`: only generations g (in flight) and
 //! g + 1 (open) can have waiters at any time. A waiter registers with the one generation
@@ -128,7 +132,7 @@ struct SpareFile {
     released_below: Lsn,
 }
 
-/// The batch the writer thread is writing.
+/// The batch being written, by the writer thread or through the executor's ring.
 struct InFlight {
     sealed: SealedBatch,
     generation: u64,
@@ -812,7 +816,7 @@ async fn flusher(inner: Rc<Inner>) {
 
 /// Marks the WAL failed for good (no retry: a failed write may have dropped dirty pages).
 fn fail(st: &mut State, error: &WalError) {
-    tracing::error!(%error, "wal: batch write failed; the WAL stops");
+    tracing::error!(%error, "wal: a write failed; the WAL stops");
     if st.failed.is_none() {
         st.failed = Some(error.to_string());
     }
@@ -884,6 +888,8 @@ fn start_write(inner: &Inner, st: &mut State) {
     if inner.writer.send(job) {
         st.stats.thread_batches += 1;
     } else {
+        // Nothing is in flight after all (the flusher must not wait for it).
+        st.in_flight = None;
         let error = WalError::Failed {
             reason: "the WAL's writer thread is gone".into(),
         };
@@ -914,8 +920,8 @@ async fn write_on_ring(inner: &Inner) {
     );
 }
 
-/// Takes the writer thread's finished batch: on success its records are durable and their
-/// appenders are woken; on failure the WAL stops.
+/// Takes a finished batch write (the writer thread's or the ring's): on success its
+/// records are durable and their appenders are woken; on failure the WAL stops.
 fn complete(st: &mut State, done: Done) {
     let Some(batch) = st.in_flight.take() else {
         unreachable!("a finished write without a batch in flight");
@@ -1274,6 +1280,20 @@ mod tests {
             });
     }
 
+    /// Appends `n` records from `n` tasks at once and checks that every one fails with
+    /// [`WalError::Failed`].
+    async fn appends_all_fail(wal: &Wal, n: usize) {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let wal = wal.clone();
+                glommio::spawn_local(async move { wal.append(meta(), b"x").await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(matches!(t.await, Err(WalError::Failed { .. })));
+        }
+    }
+
     /// fsyncgate: after a failed durable write (O_DSYNC, or an fdatasync) the kernel may
     /// have dropped the dirty pages and a retry would report success. So the WAL never
     /// retries: the failed batch's appends and every later one fail, and close reports it.
@@ -1283,15 +1303,7 @@ mod tests {
             let wal = Wal::open(options.clone()).await.unwrap();
             assert_eq!(wal.append(meta(), b"one").await.unwrap(), Lsn(1));
             wal.inner.state.borrow_mut().fail_next_sync = true;
-            let tasks: Vec<_> = (0..8)
-                .map(|_| {
-                    let wal = wal.clone();
-                    glommio::spawn_local(async move { wal.append(meta(), b"x").await })
-                })
-                .collect();
-            for t in tasks {
-                assert!(matches!(t.await, Err(WalError::Failed { .. })));
-            }
+            appends_all_fail(&wal, 8).await;
             assert_eq!(wal.last_lsn(), Lsn(1));
             assert!(matches!(
                 wal.append(meta(), b"later").await,
@@ -1412,15 +1424,7 @@ mod tests {
         with_wal_options(|options| async move {
             let wal = Wal::open(options).await.unwrap();
             wal.inner.state.borrow_mut().fail_next_sync = true;
-            let tasks: Vec<_> = (0..64)
-                .map(|_| {
-                    let wal = wal.clone();
-                    glommio::spawn_local(async move { wal.append(meta(), b"x").await })
-                })
-                .collect();
-            for t in tasks {
-                assert!(matches!(t.await, Err(WalError::Failed { .. })));
-            }
+            appends_all_fail(&wal, 64).await;
             let stats = wal.stats();
             assert_eq!((stats.thread_batches, stats.batches), (1, 0), "{stats:?}");
             assert!(matches!(
