@@ -300,7 +300,11 @@ proptest! {
 
     /// Damaged stored bytes give an error or some bytes, never a panic or a hang.
     #[test]
-    fn set_top_level_survives_damaged_input(item in item(), bit in any::<usize>(), cut in any::<usize>()) {
+    fn set_top_level_survives_damaged_input(
+        item in item(),
+        bit in any::<usize>(),
+        cut in any::<usize>(),
+    ) {
         let mut bytes = encoded(&item);
         let bit = bit % (bytes.len() * 8);
         bytes[bit / 8] ^= 1 << (bit % 8);
