@@ -18,8 +18,8 @@ use keel_net::expr::{
 };
 use keel_net::model::{set_top_level, PARTITION_HASH_BYTES, SIZE_PER_ENCODED_BYTE_MAX};
 use keel_net::{
-    decode_storage_key, encode_item, encode_storage_key, partition_hash, validate_item, Item,
-    KeySchema, PrimaryKey, Value, ITEM_BYTES_MAX,
+    decode_storage_key, encode_storage_key, partition_hash, validate_item, Item, KeySchema,
+    PrimaryKey, Value, ITEM_BYTES_MAX,
 };
 
 use super::catalog::{partition_id, Table};
@@ -316,19 +316,16 @@ async fn set_in_place(
     if validate_item(&added).is_err() {
         return Ok(false);
     }
-    let mut encoded = Vec::new();
-    encode_item(&added, &mut encoded);
     engine
         .patch(partition, key, |stored| {
-            if (stored.len() + encoded.len()) * SIZE_PER_ENCODED_BYTE_MAX > ITEM_BYTES_MAX {
-                return Ok(None);
-            }
-            let mut out = Vec::with_capacity(stored.len() + encoded.len());
+            let mut out = Vec::with_capacity(stored.len() + 64);
             set_top_level(stored, sets, &mut out).map_err(|source| EngineError::CorruptItem {
                 partition: partition.0,
                 source,
             })?;
-            Ok(Some(out))
+            // Within the size limit by the bound on the new encoding's length; a longer
+            // one is sized by the general path.
+            Ok((out.len() * SIZE_PER_ENCODED_BYTE_MAX <= ITEM_BYTES_MAX).then_some(out))
         })
         .await
         .map_err(engine_error)

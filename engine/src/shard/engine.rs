@@ -432,6 +432,19 @@ impl Engine {
             .ok_or(EngineError::UnknownPartition(id.0))
     }
 
+    /// The partition and the storage key of `key`, checked against the partition's schema.
+    fn keyed(
+        &self,
+        partition: PartitionId,
+        key: &PrimaryKey,
+    ) -> Result<(Rc<Partition>, Vec<u8>), EngineError> {
+        let p = self.partition(partition)?;
+        p.schema.check_key(key)?;
+        let mut skey = Vec::new();
+        encode_storage_key(key, &mut skey);
+        Ok((p, skey))
+    }
+
     fn check_alive(&self) -> Result<(), EngineError> {
         if let Some(reason) = self.inner.failed.borrow().as_ref() {
             return Err(EngineError::Failed {
@@ -502,10 +515,7 @@ impl Engine {
         key: &PrimaryKey,
         condition: &Condition,
     ) -> Result<Option<Item>, EngineError> {
-        let p = self.partition(partition)?;
-        p.schema.check_key(key)?;
-        let mut skey = Vec::new();
-        encode_storage_key(key, &mut skey);
+        let (p, skey) = self.keyed(partition, key)?;
         self.write(&p, &skey, OldItem::Decode, |old| {
             if condition.holds(old) {
                 Ok(Change::Delete)
@@ -541,10 +551,7 @@ impl Engine {
         old: OldItem,
         decide: impl FnOnce(Option<&Item>) -> Result<Decision, EngineError>,
     ) -> Result<Option<Item>, EngineError> {
-        let p = self.partition(partition)?;
-        p.schema.check_key(key)?;
-        let mut skey = Vec::new();
-        encode_storage_key(key, &mut skey);
+        let (p, skey) = self.keyed(partition, key)?;
         let schema = &p.schema;
         self.write(&p, &skey, old, |old| match decide(old)? {
             Decision::Keep => Ok(Change::Keep),
@@ -614,10 +621,7 @@ impl Engine {
         key: &PrimaryKey,
         patch: impl FnOnce(&[u8]) -> Result<Option<Vec<u8>>, EngineError>,
     ) -> Result<bool, EngineError> {
-        let p = self.partition(partition)?;
-        p.schema.check_key(key)?;
-        let mut skey = Vec::new();
-        encode_storage_key(key, &mut skey);
+        let (p, skey) = self.keyed(partition, key)?;
         let (guard, seek) = self.lock_and_seek(&p, &skey).await?;
         let Some(value) = p
             .tree
@@ -744,10 +748,7 @@ impl Engine {
         key: &PrimaryKey,
     ) -> Result<Option<Vec<u8>>, EngineError> {
         self.check_alive()?;
-        let p = self.partition(partition)?;
-        p.schema.check_key(key)?;
-        let mut skey = Vec::new();
-        encode_storage_key(key, &mut skey);
+        let (p, skey) = self.keyed(partition, key)?;
         let (bytes, seen) = {
             let _guard = p.lock.read().await.map_err(|_| EngineError::Closed)?;
             p.check_not_dropped()?;

@@ -126,6 +126,7 @@ impl BatchBuilder {
         };
         let used_bytes = self.used_bytes + encode_batch_end(out, last_lsn, self.batch_lsn);
         let bytes = used_bytes.next_multiple_of(BLOCK_BYTES);
+        debug_assert_eq!(bytes, self.sealed_bytes(), "sealed_bytes foretells seal");
         assert!(bytes <= self.capacity_bytes, "sealed {bytes} > capacity");
         if let Some(pad) = buffer.get_mut(used_bytes..bytes) {
             pad.fill(0);

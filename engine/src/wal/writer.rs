@@ -783,11 +783,7 @@ async fn flusher(inner: Rc<Inner>) {
             Step::Start => {
                 let (needs_rotation, first_lsn) = {
                     let st = inner.state.borrow();
-                    let bytes = st.open.sealed_bytes() as u64;
-                    (
-                        st.tail_offset + bytes > inner.options.segment_bytes,
-                        st.durable_lsn.next(),
-                    )
+                    (!open_fits_tail(inner.as_ref(), &st), st.durable_lsn.next())
                 };
                 if needs_rotation {
                     if let Err(error) = rotate(&inner, first_lsn).await {
@@ -807,11 +803,16 @@ async fn flusher(inner: Rc<Inner>) {
     }
     let mut st = inner.state.borrow_mut();
     st.flusher_done = true;
+    wake_appenders(&mut st);
+    wake_all(&mut st.close_waiters);
+}
+
+/// Wakes every appender: those waiting for durability and those waiting for room.
+fn wake_appenders(st: &mut State) {
     let [a, b] = &mut st.waiters;
     wake_all(a);
     wake_all(b);
     wake_all(&mut st.space_waiters);
-    wake_all(&mut st.close_waiters);
 }
 
 /// Marks the WAL failed for good (no retry: a failed write may have dropped dirty pages).
@@ -820,13 +821,16 @@ fn fail(st: &mut State, error: &WalError) {
     if st.failed.is_none() {
         st.failed = Some(error.to_string());
     }
-    let [a, b] = &mut st.waiters;
-    wake_all(a);
-    wake_all(b);
-    wake_all(&mut st.space_waiters);
+    wake_appenders(st);
     if let Some(waker) = st.flusher_waker.take() {
         waker.wake();
     }
+}
+
+/// Whether the open batch, sealed now, fits the rest of the tail segment (if not, the
+/// flusher rotates before writing it).
+fn open_fits_tail(inner: &Inner, st: &State) -> bool {
+    st.tail_offset + st.open.sealed_bytes() as u64 <= inner.options.segment_bytes
 }
 
 /// Seals the open batch for writing if no batch is in flight, it holds records and fits
@@ -836,10 +840,10 @@ fn seal_for_write(inner: &Inner, st: &mut State) -> Option<(Job, Rc<DmaFile>)> {
     if st.in_flight.is_some() || st.open.is_empty() || st.failed.is_some() {
         return None;
     }
-    let segment_bytes = inner.options.segment_bytes;
-    if st.tail_offset + st.open.sealed_bytes() as u64 > segment_bytes {
+    if !open_fits_tail(inner, st) {
         return None;
     }
+    let segment_bytes = inner.options.segment_bytes;
     let Some(mut buffer) = st.open_buffer.take() else {
         unreachable!("the open batch has a buffer when no batch is in flight");
     };
