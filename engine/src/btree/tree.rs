@@ -41,6 +41,8 @@ pub const KEY_BYTES_MAX: usize = 4056;
 /// The longest value a tree accepts (an item of 400 KB plus its encoding overhead fits).
 pub const VALUE_BYTES_MAX: usize = 1 << 20;
 /// Tag of a leaf value stored in the cell.
+/// Slots of [`Tree::key_lsn`] (8 bytes each, per tree).
+pub const KEY_LSN_SLOTS: usize = 1024;
 const VALUE_INLINE: u8 = 0;
 /// Tag of a leaf value stored in overflow pages: then `len u32 | first page u64`.
 const VALUE_OVERFLOW: u8 = 1;
@@ -136,6 +138,8 @@ pub struct Tree<F: PageFile> {
     version: Cell<u64>,
     /// Writes done in place at their seek.
     in_place_writes: Cell<u64>,
+    /// [`KEY_LSN_SLOTS`] slots, each the highest LSN that changed a key hashing to it.
+    key_lsns: Box<[Cell<u64>]>,
     /// The stored form (tag and value) of an inline value being put, reused.
     stored: RefCell<Vec<u8>>,
 }
@@ -199,6 +203,11 @@ fn decode_stored<'a>(v: &'a [u8], path: &str, page: PageId) -> Result<Stored<'a>
         }
         _ => Err(malformed("unknown value tag")),
     }
+}
+
+/// The slot of [`Tree::key_lsn`] that `key` shares.
+fn key_lsn_slot(key: &[u8]) -> usize {
+    crc32c::crc32c(key) as usize % KEY_LSN_SLOTS
 }
 
 fn child_of(v: &[u8]) -> PageId {
@@ -308,6 +317,7 @@ impl<F: PageFile> Tree<F> {
             scratch: RefCell::new(vec![0u8; PAGE_BYTES].into_boxed_slice()),
             version: Cell::new(0),
             in_place_writes: Cell::new(0),
+            key_lsns: (0..KEY_LSN_SLOTS).map(|_| Cell::new(0)).collect(),
             stored: RefCell::new(Vec::new()),
         };
         match case {
@@ -402,6 +412,24 @@ impl<F: PageFile> Tree<F> {
     pub fn note_applied(&self, lsn: u64) {
         let mut m = self.meta.borrow_mut();
         m.applied_lsn = m.applied_lsn.max(lsn);
+    }
+
+    /// An LSN at or above that of every change applied to `key` (at most
+    /// [`Tree::applied_lsn`]): a read of `key` may answer once the log is durable up to it,
+    /// without waiting for changes of other keys. Keys share [`KEY_LSN_SLOTS`] slots, so a
+    /// change of another key can raise it (a wait longer than needed, never shorter).
+    pub fn key_lsn(&self, key: &[u8]) -> u64 {
+        self.key_lsns
+            .get(key_lsn_slot(key))
+            .map_or_else(|| self.applied_lsn(), Cell::get)
+    }
+
+    /// Records the change of `key` at `lsn` as applied.
+    fn note_change(&self, key: &[u8], lsn: u64) {
+        self.note_applied(lsn);
+        if let Some(slot) = self.key_lsns.get(key_lsn_slot(key)) {
+            slot.set(slot.get().max(lsn));
+        }
     }
 
     /// Loads tree page `id`: a leaf comes back alone; for a branch, `pick` chooses the
@@ -796,7 +824,7 @@ impl<F: PageFile> Tree<F> {
         }
         self.changed();
         self.in_place_writes.set(self.in_place_writes.get() + 1);
-        self.note_applied(lsn);
+        self.note_change(key, lsn);
         if removed == 0 {
             self.meta.borrow_mut().entries += 1;
         }
@@ -835,7 +863,7 @@ impl<F: PageFile> Tree<F> {
                 max: VALUE_BYTES_MAX,
             });
         }
-        self.note_applied(lsn);
+        self.note_change(key, lsn);
         let stored: Vec<u8> = if page::cell_bytes(key, value) < CELL_BYTES_MAX {
             let mut v = Vec::with_capacity(1 + value.len());
             v.push(VALUE_INLINE);
@@ -955,7 +983,7 @@ impl<F: PageFile> Tree<F> {
         key: &[u8],
         lsn: u64,
     ) -> Result<bool, StorageError> {
-        self.note_applied(lsn);
+        self.note_change(key, lsn);
         if seek.version == self.version.get() {
             let Some(leaf) = &seek.leaf else {
                 return Ok(false);

@@ -9,8 +9,11 @@
 //! one fdatasync serves every writer of the shard (group commit). The tree and the WAL
 //! receive each partition's changes in one order, so replay rebuilds the same tree.
 //!
-//! Reads never return a change that a crash could still take back: a read notes the
-//! tree's applied LSN and waits until the WAL is durable up to it before answering.
+//! Reads never return a change that a crash could still take back: a read of one key
+//! notes the LSN of the last change applied to that key (`Tree::key_lsn`, a bound shared
+//! by keys of one hash slot) and waits until the WAL is durable up to it before
+//! answering; a scan notes the tree's applied LSN. A read of a key with no change in the
+//! open or in-flight batch so answers at once, without waiting for other keys' writes.
 //!
 //! Failure is fail-stop: if a change is in the WAL but could not be applied to its tree,
 //! the engine refuses every later operation; a restart replays the WAL.
@@ -597,7 +600,7 @@ impl Engine {
             _ => {
                 // Nothing to write (a refusal, a delete of nothing, a keep): an answer
                 // read from the tree, so like a read it waits until what it saw is durable.
-                let seen = p.tree.applied_lsn();
+                let seen = p.tree.key_lsn(key);
                 drop(seek);
                 drop(guard);
                 self.inner.wal.wait_durable(Lsn(seen)).await?;
@@ -752,9 +755,10 @@ impl Engine {
         let (bytes, seen) = {
             let _guard = p.lock.read().await.map_err(|_| EngineError::Closed)?;
             p.check_not_dropped()?;
-            (p.tree.get(&skey).await?, p.tree.applied_lsn())
+            (p.tree.get(&skey).await?, p.tree.key_lsn(&skey))
         };
-        // Never answer with a change the log could still lose.
+        // Never answer with a change the log could still lose: wait for the changes of
+        // this key (not those of every key) to be durable.
         self.inner.wal.wait_durable(Lsn(seen)).await?;
         Ok(bytes)
     }
