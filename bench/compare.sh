@@ -11,7 +11,8 @@
 #   RECORDS=100000 DURATION=10 RUNS=1 bench/compare.sh     # a quick look
 #
 # Settings (environment): RECORDS, WORKLOADS ("a c"), RUNS, DURATION, WARMUP, CONNECTIONS,
-# DEPTH, SHARDS, KEEL_CACHE_MIB (page cache per shard), OUT (results directory), KEEL_PORT,
+# DEPTH, THREADS (generator threads driving the connections; default one per connection),
+# SHARDS, KEEL_CACHE_MIB (page cache per shard), OUT (results directory), KEEL_PORT,
 # REDIS_PORT, EXTRA (more keel-bench flags).
 set -euo pipefail
 
@@ -22,6 +23,7 @@ DURATION=${DURATION:-30}
 WARMUP=${WARMUP:-5}
 CONNECTIONS=${CONNECTIONS:-16}
 DEPTH=${DEPTH:-4}
+THREADS=${THREADS:-$CONNECTIONS}
 SHARDS=${SHARDS:-2}
 # Page cache per keel shard, MiB: redis holds every record in memory, so by default keel
 # gets a cache that holds the loaded records too. A 1 KiB record takes ~1.6 KiB of leaf
@@ -81,7 +83,7 @@ bench() {  # target placement args...
     local run_limit=$((WARMUP + DURATION + 60))
     # shellcheck disable=SC2086
     timeout $((run_limit + 1900)) "$BIN/keel-bench" --target "$target" --records "$RECORDS" \
-        --connections "$CONNECTIONS" --depth "$DEPTH" --warmup "$WARMUP" \
+        --connections "$CONNECTIONS" --threads "$THREADS" --depth "$DEPTH" --warmup "$WARMUP" \
         --duration "$DURATION" --time-limit "$run_limit" --load-time-limit 1800 \
         --no-progress --placement "$placement" $EXTRA "$@"
 }

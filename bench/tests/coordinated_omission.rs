@@ -31,6 +31,7 @@ fn spec() -> WorkloadSpec {
 fn shape(rate_per_s: Option<f64>) -> Shape {
     Shape {
         connections: 2,
+        threads: 2,
         depth: 1,
         rate_per_s,
         warmup: Duration::ZERO,
@@ -45,12 +46,25 @@ fn shape(rate_per_s: Option<f64>) -> Shape {
 
 #[test]
 fn open_loop_charges_a_stall_to_every_operation_it_delayed() {
+    open_loop_stall(2);
+}
+
+/// The same with both connections on one thread, which waits for the stub's modelled
+/// answers and for the next due time with one poll.
+#[test]
+fn open_loop_charges_a_stall_with_connections_sharing_a_thread() {
+    open_loop_stall(1);
+}
+
+fn open_loop_stall(threads: u32) {
     let stub = StubDriver::new(StubConfig {
         service_us: 100,
         stall_at_ms: 400,
         stall_ms: 300,
     });
-    let result = run_phase(&stub, &spec(), &shape(Some(2000.0)), Phase::Run, 1000);
+    let mut s = shape(Some(2000.0));
+    s.threads = threads;
+    let result = run_phase(&stub, &spec(), &s, Phase::Run, 1000);
     let stats = result.recorder.overall();
     let total = stats.completed;
     // About 2400 operations are due in 1.2 s; allow for a slow machine.
@@ -84,26 +98,33 @@ fn closed_loop_without_a_stall_records_every_operation_once() {
         stall_at_ms: 0,
         stall_ms: 0,
     });
-    let mut s = shape(None);
-    s.duration = None;
-    s.operations = Some(3000);
-    let result = run_phase(&stub, &spec(), &s, Phase::Run, 1000);
-    let stats = result.recorder.overall();
-    assert_eq!(stats.completed, 3000);
-    assert_eq!(stats.error_count(), 0);
-    assert_eq!(stats.latency.len(), 3000);
+    for (connections, threads) in [(2, 2), (3, 1), (5, 2)] {
+        let mut s = shape(None);
+        s.duration = None;
+        s.operations = Some(3000);
+        s.connections = connections;
+        s.threads = threads;
+        let result = run_phase(&stub, &spec(), &s, Phase::Run, 1000);
+        let stats = result.recorder.overall();
+        assert_eq!(stats.completed, 3000, "{connections} on {threads} threads");
+        assert_eq!(stats.error_count(), 0);
+        assert_eq!(stats.latency.len(), 3000);
+    }
 }
 
 #[test]
 fn load_phase_inserts_each_record_once() {
     let stub = StubDriver::new(StubConfig::default());
-    let mut s = shape(None);
-    s.connections = 3;
-    s.depth = 4;
-    let result = run_phase(&stub, &spec(), &s, Phase::Load, 0);
-    let insert = result
-        .recorder
-        .stats(keel_bench::workload::OpKind::Insert)
-        .unwrap();
-    assert_eq!(insert.completed, 1000);
+    for threads in [3, 1] {
+        let mut s = shape(None);
+        s.connections = 3;
+        s.threads = threads;
+        s.depth = 4;
+        let result = run_phase(&stub, &spec(), &s, Phase::Load, 0);
+        let insert = result
+            .recorder
+            .stats(keel_bench::workload::OpKind::Insert)
+            .unwrap();
+        assert_eq!(insert.completed, 1000, "on {threads} threads");
+    }
 }

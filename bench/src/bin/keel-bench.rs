@@ -104,9 +104,13 @@ struct RunArgs {
     /// Which phases run.
     #[arg(long, value_enum, default_value = "both")]
     phase: PhaseArg,
-    /// Connections (one generator thread each).
+    /// Connections.
     #[arg(long, default_value_t = 16)]
     connections: u32,
+    /// Generator threads that drive the connections (default: one per connection); with
+    /// fewer, each thread waits for all of its connections with one poll(2).
+    #[arg(long)]
+    threads: Option<u32>,
     /// Requests in flight per connection (pipelining).
     #[arg(long, default_value_t = 4)]
     depth: u32,
@@ -253,8 +257,10 @@ fn run(a: &RunArgs) -> anyhow::Result<()> {
             None => Duration::from_secs(600),
         },
     };
+    let threads = a.threads.unwrap_or(a.connections);
     let shape = Shape {
         connections: a.connections,
+        threads,
         depth: a.depth,
         rate_per_s: a.rate,
         warmup,
@@ -295,8 +301,10 @@ fn run(a: &RunArgs) -> anyhow::Result<()> {
     println!("placement: {placement}");
     let mut load = None;
     if a.phase != PhaseArg::Run {
+        let load_connections = a.load_connections.unwrap_or(a.connections);
         let load_shape = Shape {
-            connections: a.load_connections.unwrap_or(a.connections),
+            connections: load_connections,
+            threads: threads.min(load_connections),
             rate_per_s: None,
             time_limit: seconds(a.load_time_limit, "load-time-limit")?,
             ..shape.clone()
@@ -320,8 +328,8 @@ fn run(a: &RunArgs) -> anyhow::Result<()> {
             format!("open loop at {r} ops/s")
         });
         let title = format!(
-            "run phase, {open}, {} connections × {} in flight",
-            a.connections, a.depth
+            "run phase, {open}, {} connections × {} in flight, {} threads",
+            a.connections, a.depth, threads
         );
         print!("{}", report::phase_table(&title, &phase));
         run_report = Some(phase);
@@ -335,6 +343,7 @@ fn run(a: &RunArgs) -> anyhow::Result<()> {
         field_count: spec.field_count,
         field_bytes: spec.field_bytes,
         connections: a.connections,
+        threads,
         depth: a.depth,
         rate_per_s: a.rate,
         warmup_s: a.warmup,

@@ -99,6 +99,8 @@ pub struct RunReport {
     pub field_bytes: u32,
     /// Connections.
     pub connections: u32,
+    /// Generator threads driving them.
+    pub threads: u32,
     /// Requests in flight per connection.
     pub depth: u32,
     /// Open-loop rate, or `None` for a closed loop.

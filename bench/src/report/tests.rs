@@ -20,6 +20,7 @@ fn report(target: &str, workload: &str, throughput_scale: u64, latency_us: u64) 
         field_count: 10,
         field_bytes: 100,
         connections: 1,
+        threads: 1,
         depth: 1,
         rate_per_s: None,
         warmup_s: 0.0,

@@ -1,5 +1,13 @@
-//! The runner: one std thread per connection issuing operations, closed or open loop,
-//! plus a monitor thread for the progress bar and the latency-over-time series.
+//! The runner: std threads issuing operations on connections, closed or open loop, plus
+//! a monitor thread for the progress bar and the latency-over-time series.
+//!
+//! By default each connection has a thread of its own that waits for answers with a
+//! blocking read. With `threads` below `connections`, a thread drives several
+//! connections (connection `c` on thread `c % threads`, as memtier_benchmark's
+//! `--threads` × `--clients`) and waits for all of their sockets with one `poll(2)`:
+//! one wake-up then takes the answers of every connection that has some, where one
+//! thread per connection wakes once per connection. On a machine where the generator
+//! shares the cores with the server, those wake-ups are CPU the server does not get.
 //!
 //! Why std threads and not glommio: the generator shares two cores with the server it
 //! measures, so it should be simple and cheap rather than fast at any cost; blocking
@@ -29,6 +37,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
 
 use crate::histogram::schedule::{corrected_latency_ns, Schedule};
 use crate::histogram::{new_histogram, record_clamped, Outcome, Recorder};
@@ -50,8 +60,11 @@ pub enum Phase {
 /// How load is offered.
 #[derive(Debug, Clone)]
 pub struct Shape {
-    /// Connections (one thread each).
+    /// Connections.
     pub connections: u32,
+    /// Threads that drive them (connection `c` on thread `c % threads`); at most
+    /// `connections`.
+    pub threads: u32,
     /// Operations in flight per connection.
     pub depth: u32,
     /// Open loop at this many operations per second in total; `None`: closed loop.
@@ -79,6 +92,12 @@ impl Shape {
             return Err(format!(
                 "--connections {} must be in 1..=4096",
                 self.connections
+            ));
+        }
+        if self.threads == 0 || self.threads > self.connections {
+            return Err(format!(
+                "--threads {} must be in 1..=--connections ({})",
+                self.threads, self.connections
             ));
         }
         if self.depth == 0 || self.depth > 4096 {
@@ -126,6 +145,8 @@ struct Shared<'a> {
     warmup_ns: u64,
     end_ns: u64,
     limit_ns: u64,
+    /// How long a connection waits for an answer before it counts as broken, ns.
+    request_timeout_ns: u64,
     keys: KeySpace,
     chooser: KeyChooser,
     values: Arc<ValuePool>,
@@ -183,6 +204,7 @@ pub fn run_phase(
         warmup_ns,
         end_ns,
         limit_ns: shape.time_limit.as_nanos() as u64,
+        request_timeout_ns: driver.request_timeout().as_nanos() as u64,
         keys: KeySpace::new(records_now),
         chooser: KeyChooser::new(spec.distribution, records_now.max(1)),
         values: Arc::new(ValuePool::new(shape.seed ^ 0x5eed)),
@@ -198,10 +220,12 @@ pub fn run_phase(
     let done = AtomicBool::new(false);
     let (results, timeline) = std::thread::scope(|scope| {
         let monitor = scope.spawn(|| monitor(&shared, &done));
-        let workers: Vec<_> = (0..connections)
-            .map(|c| {
+        let threads = (shape.threads as usize).clamp(1, connections.max(1));
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
                 let shared = &shared;
-                scope.spawn(move || worker(shared, c))
+                let cs: Vec<usize> = (t..connections).step_by(threads).collect();
+                scope.spawn(move || worker(shared, &cs))
             })
             .collect();
         let results: Vec<WorkerResult> =
@@ -255,150 +279,228 @@ fn connect(shared: &Shared<'_>, seed: u64) -> Result<Box<dyn Connection>, Driver
     }
 }
 
-fn worker(shared: &Shared<'_>, c: usize) -> WorkerResult {
-    let shape = shared.shape;
-    let seed = shape.seed.wrapping_add(c as u64);
-    let mut result = WorkerResult {
-        recorder: Recorder::new(),
-        last_done_ns: 0,
-        reconnects: 0,
-        connect_failure: None,
-    };
-    let mut conn = match connect(shared, seed) {
-        Ok(conn) => conn,
-        Err(e) => {
-            result.connect_failure = Some(e.to_string());
-            return result;
-        }
-    };
-    let mut generator = Generator::new(shared.spec, shared.chooser.clone(), seed);
-    let schedule = match (shared.phase, shape.rate_per_s) {
-        (Phase::Run, Some(rate)) => Some(Schedule::new(
-            rate,
-            u64::from(shape.connections),
-            c as u64,
-            0,
-        )),
-        _ => None,
-    };
-    let depth = shape.depth as usize;
-    let mut k: u64 = 0;
-    let mut in_flight: HashMap<u64, InFlight> = HashMap::with_capacity(depth);
-    // The operations queued in this pass, to stamp with their send time once flushed.
-    let mut fresh: Vec<u64> = Vec::with_capacity(depth);
-    let mut stopping = false;
-    loop {
+/// One connection's state: its window of operations in flight and its stream of
+/// operations.
+struct Lane {
+    c: usize,
+    seed: u64,
+    conn: Box<dyn Connection>,
+    generator: Generator,
+    schedule: Option<Schedule>,
+    depth: usize,
+    /// The number of the next operation.
+    k: u64,
+    in_flight: HashMap<u64, InFlight>,
+    /// The operations queued in this pass, to stamp with their send time once flushed.
+    fresh: Vec<u64>,
+    stopping: bool,
+    /// Several connections on one thread: when the wait for an answer times out, ns.
+    deadline_ns: u64,
+}
+
+impl Lane {
+    /// Opens connection `c`; a failure is noted in `result`.
+    fn open(shared: &Shared<'_>, c: usize, result: &mut WorkerResult) -> Option<Lane> {
+        let shape = shared.shape;
+        let seed = shape.seed.wrapping_add(c as u64);
+        let conn = match connect(shared, seed) {
+            Ok(conn) => conn,
+            Err(e) => {
+                result.connect_failure = Some(e.to_string());
+                return None;
+            }
+        };
+        let schedule = match (shared.phase, shape.rate_per_s) {
+            (Phase::Run, Some(rate)) => Some(Schedule::new(
+                rate,
+                u64::from(shape.connections),
+                c as u64,
+                0,
+            )),
+            _ => None,
+        };
+        Some(Lane {
+            c,
+            seed,
+            conn,
+            generator: Generator::new(shared.spec, shared.chooser.clone(), seed),
+            schedule,
+            depth: shape.depth as usize,
+            k: 0,
+            in_flight: HashMap::with_capacity(shape.depth as usize),
+            fresh: Vec::with_capacity(shape.depth as usize),
+            stopping: false,
+            deadline_ns: u64::MAX,
+        })
+    }
+
+    /// Checks the clock, queues what the window (and, open loop, the schedule) allows
+    /// and flushes; a broken connection is returned.
+    fn fill(&mut self, shared: &Shared<'_>) -> Option<DriverError> {
         let now = shared.now_ns();
         if now >= shared.limit_ns {
             shared.hit_time_limit.store(true, Ordering::Relaxed);
-            stopping = true;
+            self.stopping = true;
         }
         if now >= shared.end_ns {
-            stopping = true;
+            self.stopping = true;
         }
-        fresh.clear();
-        let mut broken: Option<DriverError> = None;
-        while !stopping && in_flight.len() < depth {
-            let intended_ns = match schedule {
+        self.fresh.clear();
+        while !self.stopping && self.in_flight.len() < self.depth {
+            let intended_ns = match self.schedule {
                 Some(s) => {
-                    let due = s.intended_ns(k);
+                    let due = s.intended_ns(self.k);
                     if due > shared.now_ns() {
                         break;
                     }
                     if due >= shared.end_ns {
-                        stopping = true;
+                        self.stopping = true;
                         break;
                     }
                     due
                 }
                 None => shared.now_ns(),
             };
-            let Some(op) = next_operation(shared, &mut generator) else {
-                stopping = true;
+            let Some(op) = next_operation(shared, &mut self.generator) else {
+                self.stopping = true;
                 break;
             };
-            let sent = conn.send(k, &op);
-            in_flight.insert(
-                k,
+            let sent = self.conn.send(self.k, &op);
+            self.in_flight.insert(
+                self.k,
                 InFlight {
                     kind: op.kind(),
                     intended_ns,
                     sent_ns: intended_ns,
                 },
             );
-            fresh.push(k);
-            k += 1;
+            self.fresh.push(self.k);
+            self.k += 1;
             if let Err(e) = sent {
-                broken = Some(e);
-                break;
+                return Some(e);
             }
         }
-        if !fresh.is_empty() && broken.is_none() {
-            if let Err(e) = conn.flush() {
-                broken = Some(e);
-            }
-            let sent_ns = shared.now_ns();
-            for seq in &fresh {
-                if let Some(f) = in_flight.get_mut(seq) {
-                    f.sent_ns = sent_ns;
-                }
+        if self.fresh.is_empty() {
+            return None;
+        }
+        if let Err(e) = self.conn.flush() {
+            return Some(e);
+        }
+        let sent_ns = shared.now_ns();
+        if self.in_flight.len() == self.fresh.len() {
+            self.deadline_ns = sent_ns.saturating_add(shared.request_timeout_ns);
+        }
+        for seq in &self.fresh {
+            if let Some(f) = self.in_flight.get_mut(seq) {
+                f.sent_ns = sent_ns;
             }
         }
-        if broken.is_none() && !in_flight.is_empty() {
-            // Wait for one answer, then take every other one already read, so that the
-            // next pass refills the window with one write.
-            let mut next = conn.recv().map(Some);
-            loop {
-                match next {
-                    Ok(Some((seq, outcome))) => {
-                        let done_ns = shared.now_ns();
-                        let Some(f) = in_flight.remove(&seq) else {
-                            broken = Some(DriverError::Protocol {
-                                addr: shared.driver.describe(),
-                                message: format!("an outcome for operation {seq}, not in flight"),
-                            });
-                            break;
-                        };
-                        record(shared, c, &mut result, &f, &outcome, done_ns);
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        broken = Some(e);
-                        break;
-                    }
+        None
+    }
+
+    /// Records `first` (an answer, or none) and every answer already read after it, so
+    /// that the next pass refills the window with one write; a broken connection is
+    /// returned.
+    fn take(
+        &mut self,
+        shared: &Shared<'_>,
+        result: &mut WorkerResult,
+        first: Result<Option<(u64, Outcome)>, DriverError>,
+    ) -> Option<DriverError> {
+        let mut next = first;
+        loop {
+            match next {
+                Ok(Some((seq, outcome))) => {
+                    let done_ns = shared.now_ns();
+                    let Some(f) = self.in_flight.remove(&seq) else {
+                        return Some(DriverError::Protocol {
+                            addr: shared.driver.describe(),
+                            message: format!("an outcome for operation {seq}, not in flight"),
+                        });
+                    };
+                    record(shared, self.c, result, &f, &outcome, done_ns);
+                    self.deadline_ns = done_ns.saturating_add(shared.request_timeout_ns);
                 }
-                if in_flight.is_empty() {
-                    break;
-                }
-                next = conn.recv_ready();
+                Ok(None) => return None,
+                Err(e) => return Some(e),
             }
+            if self.in_flight.is_empty() {
+                return None;
+            }
+            next = self.conn.recv_ready();
+        }
+    }
+
+    /// After the connection broke with `e`: every operation in flight on it failed, and
+    /// unless the lane is stopping a new connection replaces it. Whether the lane goes on.
+    fn mend(&mut self, shared: &Shared<'_>, result: &mut WorkerResult, e: DriverError) -> bool {
+        let done_ns = shared.now_ns();
+        let outcome = Outcome::Error(e.kind().to_owned());
+        for (_, f) in self.in_flight.drain() {
+            record(shared, self.c, result, &f, &outcome, done_ns);
+        }
+        if self.stopping {
+            return false;
+        }
+        result.reconnects += 1;
+        match connect(shared, self.seed.wrapping_add(result.reconnects << 32)) {
+            Ok(new) => {
+                self.conn = new;
+                true
+            }
+            Err(e) => {
+                result.connect_failure = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Open loop: when the next operation is due, if the window has room for it.
+    fn next_due_ns(&self) -> Option<u64> {
+        let s = self.schedule?;
+        (!self.stopping && self.in_flight.len() < self.depth).then(|| s.intended_ns(self.k))
+    }
+}
+
+/// Drives connections `cs` on this thread: with one, by blocking reads on it; with
+/// several, by polling all of their sockets at once.
+fn worker(shared: &Shared<'_>, cs: &[usize]) -> WorkerResult {
+    let mut result = WorkerResult {
+        recorder: Recorder::new(),
+        last_done_ns: 0,
+        reconnects: 0,
+        connect_failure: None,
+    };
+    let lanes: Vec<Lane> = cs
+        .iter()
+        .filter_map(|&c| Lane::open(shared, c, &mut result))
+        .collect();
+    match <[Lane; 1]>::try_from(lanes) {
+        Ok([lane]) => drive_one(shared, lane, &mut result),
+        Err(lanes) => drive_many(shared, lanes, &mut result),
+    }
+    result
+}
+
+/// One connection on this thread: it waits for each answer with a blocking read.
+fn drive_one(shared: &Shared<'_>, mut lane: Lane, result: &mut WorkerResult) {
+    loop {
+        let mut broken = lane.fill(shared);
+        if broken.is_none() && !lane.in_flight.is_empty() {
+            let first = lane.conn.recv().map(Some);
+            broken = lane.take(shared, result, first);
         }
         if let Some(e) = broken {
-            // Everything in flight on the broken connection failed.
-            let done_ns = shared.now_ns();
-            let outcome = Outcome::Error(e.kind().to_owned());
-            for (_, f) in in_flight.drain() {
-                record(shared, c, &mut result, &f, &outcome, done_ns);
-            }
-            if stopping {
+            if !lane.mend(shared, result, e) {
                 break;
-            }
-            result.reconnects += 1;
-            match connect(shared, seed.wrapping_add(result.reconnects << 32)) {
-                Ok(new) => conn = new,
-                Err(e) => {
-                    result.connect_failure = Some(e.to_string());
-                    break;
-                }
             }
             continue;
         }
-        if in_flight.is_empty() {
-            if stopping {
+        if lane.in_flight.is_empty() {
+            if lane.stopping {
                 break;
             }
-            if let Some(s) = schedule {
-                let due = s.intended_ns(k);
+            if let Some(due) = lane.next_due_ns() {
                 let now = shared.now_ns();
                 if due > now {
                     std::thread::sleep(Duration::from_nanos((due - now).min(50_000_000)));
@@ -406,7 +508,99 @@ fn worker(shared: &Shared<'_>, c: usize) -> WorkerResult {
             }
         }
     }
-    result
+}
+
+/// Several connections on this thread: one `poll(2)` waits for the sockets of all of
+/// them (and for the next due time of an open loop), so that one wake-up takes the
+/// answers of every connection that has some.
+fn drive_many(shared: &Shared<'_>, mut lanes: Vec<Lane>, result: &mut WorkerResult) {
+    let mut revents: Vec<PollFlags> = Vec::new();
+    // Per lane: its first poll entry and how many it has.
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    loop {
+        let mut i = 0;
+        while let Some(lane) = lanes.get_mut(i) {
+            let live = match lane.fill(shared) {
+                Some(e) => lane.mend(shared, result, e),
+                None => !(lane.stopping && lane.in_flight.is_empty()),
+            };
+            if live {
+                i += 1;
+            } else {
+                lanes.swap_remove(i);
+            }
+        }
+        if lanes.is_empty() {
+            break;
+        }
+        let now = shared.now_ns();
+        let mut wake_ns = now.saturating_add(50_000_000);
+        // Borrows the lanes until the poll returns, so it is made anew for each wait.
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2 * lanes.len());
+        spans.clear();
+        for lane in &lanes {
+            let first = fds.len();
+            if !lane.in_flight.is_empty() {
+                if let Some(at) = lane.conn.poll_fds(&mut fds) {
+                    let at_ns = at.saturating_duration_since(shared.start).as_nanos() as u64;
+                    wake_ns = wake_ns.min(at_ns);
+                }
+                wake_ns = wake_ns.min(lane.deadline_ns);
+            }
+            if let Some(due) = lane.next_due_ns() {
+                wake_ns = wake_ns.min(due);
+            }
+            spans.push((first, fds.len() - first));
+        }
+        let wait = Duration::from_nanos(wake_ns.saturating_sub(now));
+        let polled = match Timespec::try_from(wait) {
+            Ok(limit) => poll(&mut fds, Some(&limit)),
+            Err(_) => Ok(0),
+        };
+        revents.clear();
+        revents.extend(fds.iter().map(PollFd::revents));
+        drop(fds);
+        if let Err(e) = polled {
+            if e != Errno::INTR {
+                let e = DriverError::from_socket("poll", &shared.driver.describe(), 0, e.into());
+                let outcome = Outcome::Error(e.kind().to_owned());
+                let done_ns = shared.now_ns();
+                for lane in &mut lanes {
+                    for (_, f) in lane.in_flight.drain() {
+                        record(shared, lane.c, result, &f, &outcome, done_ns);
+                    }
+                }
+                result.connect_failure = Some(e.to_string());
+                break;
+            }
+        }
+        for (lane, &(first, n)) in lanes.iter_mut().zip(&spans) {
+            if lane.in_flight.is_empty() {
+                continue;
+            }
+            let ready = revents.get(first..first + n).unwrap_or_default();
+            let mut broken = None;
+            if ready.iter().any(|r| !r.is_empty()) {
+                broken = lane.conn.read_polled(ready).err();
+            }
+            if broken.is_none() {
+                let first = lane.conn.recv_ready();
+                broken = lane.take(shared, result, first);
+            }
+            if broken.is_none() && !lane.in_flight.is_empty() && shared.now_ns() >= lane.deadline_ns
+            {
+                broken = Some(DriverError::Timeout {
+                    addr: shared.driver.describe(),
+                    timeout_ms: (shared.request_timeout_ns / 1_000_000),
+                });
+            }
+            if let Some(e) = broken {
+                if !lane.mend(shared, result, e) {
+                    lane.stopping = true;
+                }
+            }
+        }
+    }
 }
 
 /// The next operation, or `None` when the phase's count is exhausted.

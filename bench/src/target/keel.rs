@@ -113,6 +113,10 @@ impl Driver for KeelDriver {
         format!("keel://{}", self.addr)
     }
 
+    fn request_timeout(&self) -> Duration {
+        self.timeout
+    }
+
     fn prepare(&self, _spec: &WorkloadSpec) -> Result<(), DriverError> {
         let client = self.client()?;
         let request = CreateTable {
@@ -623,6 +627,26 @@ impl KeelConnection {
 }
 
 impl Connection for KeelConnection {
+    fn poll_fds<'a>(&'a self, out: &mut Vec<PollFd<'a>>) -> Option<Instant> {
+        out.extend(
+            self.sockets
+                .iter()
+                .filter(|s| !s.pending.is_empty())
+                .map(|s| PollFd::new(&s.stream, PollFlags::IN)),
+        );
+        None
+    }
+
+    fn read_polled(&mut self, revents: &[PollFlags]) -> Result<(), DriverError> {
+        let waiting = self.sockets.iter_mut().filter(|s| !s.pending.is_empty());
+        for (s, r) in waiting.zip(revents) {
+            if !r.is_empty() {
+                s.fill(&mut self.chunk)?;
+            }
+        }
+        Ok(())
+    }
+
     fn send(&mut self, seq: u64, op: &Operation) -> Result<(), DriverError> {
         if self.ops.contains_key(&seq) {
             return Err(DriverError::Protocol {

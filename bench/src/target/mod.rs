@@ -20,6 +20,9 @@ pub mod resp;
 pub mod stub;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags};
 
 use crate::histogram::Outcome;
 use crate::workload::{Operation, ValuePool, WorkloadSpec};
@@ -115,12 +118,23 @@ pub trait Connection: Send {
     /// refills its window, so that one write carries the requests that replace a burst
     /// of answers.
     fn recv_ready(&mut self) -> Result<Option<(u64, Outcome)>, DriverError>;
+    /// For a thread that drives several connections: pushes a readable [`PollFd`] for
+    /// each socket with answers due, always in the same order, and returns the time by
+    /// which an answer will be ready with no socket to wait on (the stub's modelled
+    /// server), if there is one.
+    fn poll_fds<'a>(&'a self, out: &mut Vec<PollFd<'a>>) -> Option<Instant>;
+    /// Reads, without waiting, what the sockets [`Connection::poll_fds`] pushed hold:
+    /// `revents` are theirs after a poll, in the same order; one with none is not read.
+    /// The answers are then taken with [`Connection::recv_ready`].
+    fn read_polled(&mut self, revents: &[PollFlags]) -> Result<(), DriverError>;
 }
 
 /// A target: how to prepare it and open connections to it.
 pub trait Driver: Send + Sync {
     /// The target's address as given (`keel://127.0.0.1:7000`).
     fn describe(&self) -> String;
+    /// How long a connection waits for an answer before it counts as broken.
+    fn request_timeout(&self) -> Duration;
     /// Makes the target ready for `spec` (creates the table if needed).
     fn prepare(&self, spec: &WorkloadSpec) -> Result<(), DriverError>;
     /// Opens a connection; `seed` feeds the values it writes.

@@ -13,7 +13,9 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags};
 
 use crate::histogram::Outcome;
 use crate::prng::Prng;
@@ -64,6 +66,10 @@ impl RedisDriver {
 impl Driver for RedisDriver {
     fn describe(&self) -> String {
         format!("redis://{}", self.addr)
+    }
+
+    fn request_timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn prepare(&self, _spec: &WorkloadSpec) -> Result<(), DriverError> {
@@ -213,18 +219,24 @@ impl RedisConnection {
             if let Some(reply) = self.buffered_reply()? {
                 return Ok(reply);
             }
-            let mut chunk = [0u8; 16 * 1024];
-            let n = self
-                .stream
-                .read(&mut chunk)
-                .map_err(|source| self.io("read", source))?;
-            if n == 0 {
-                let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed");
-                return Err(self.io("read", eof));
-            }
-            self.input
-                .extend_from_slice(chunk.get(..n).unwrap_or_default());
+            self.read_some()?;
         }
+    }
+
+    /// Reads once (blocking up to the read timeout) and buffers what came.
+    fn read_some(&mut self) -> Result<(), DriverError> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self
+            .stream
+            .read(&mut chunk)
+            .map_err(|source| self.io("read", source))?;
+        if n == 0 {
+            let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed");
+            return Err(self.io("read", eof));
+        }
+        self.input
+            .extend_from_slice(chunk.get(..n).unwrap_or_default());
+        Ok(())
     }
 }
 
@@ -297,6 +309,20 @@ impl Connection for RedisConnection {
         let result = self.stream.write_all(&self.out);
         self.out.clear();
         result.map_err(|source| self.io("write", source))
+    }
+
+    fn poll_fds<'a>(&'a self, out: &mut Vec<PollFd<'a>>) -> Option<Instant> {
+        if !self.expected.is_empty() {
+            out.push(PollFd::new(&self.stream, PollFlags::IN));
+        }
+        None
+    }
+
+    fn read_polled(&mut self, revents: &[PollFlags]) -> Result<(), DriverError> {
+        if revents.iter().any(|r| !r.is_empty()) {
+            self.read_some()?;
+        }
+        Ok(())
     }
 
     fn recv_ready(&mut self) -> Result<Option<(u64, Outcome)>, DriverError> {

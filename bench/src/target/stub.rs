@@ -11,6 +11,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags};
+
 use crate::histogram::Outcome;
 use crate::target::{Connection, Driver, DriverError};
 use crate::workload::{Operation, ValuePool, WorkloadSpec};
@@ -100,6 +102,11 @@ impl Driver for StubDriver {
         )
     }
 
+    /// The modelled server always answers.
+    fn request_timeout(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
+
     fn prepare(&self, _spec: &WorkloadSpec) -> Result<(), DriverError> {
         Ok(())
     }
@@ -138,6 +145,15 @@ impl Connection for StubConnection {
             let done = self.server.admit(arrival);
             self.in_flight.push_back((seq, done));
         }
+        Ok(())
+    }
+
+    fn poll_fds<'a>(&'a self, _out: &mut Vec<PollFd<'a>>) -> Option<Instant> {
+        let &(_, done) = self.in_flight.front()?;
+        Some(self.server.epoch + done)
+    }
+
+    fn read_polled(&mut self, _revents: &[PollFlags]) -> Result<(), DriverError> {
         Ok(())
     }
 
