@@ -72,7 +72,7 @@ impl NodeConfig {
             checkpoint_wal_bytes: CHECKPOINT_WAL_BYTES_DEFAULT,
             default_partitions: 8,
             drain_timeout: Duration::from_secs(10),
-            spin_before_park: Duration::from_micros(50),
+            spin_before_park: Duration::ZERO,
         }
     }
 }

@@ -61,9 +61,9 @@ enum Command {
         #[arg(long)]
         no_pin: bool,
         /// How long an idle shard polls for work before it sleeps, microseconds (waking a
-        /// sleeping executor costs ~60 us here; polling costs CPU the other shard or
-        /// clients could use). 0: sleep at once.
-        #[arg(long, default_value_t = 50)]
+        /// sleeping executor costs ~60 us here, which cross-shard hops wait for; polling
+        /// costs CPU the clients could use). 0: sleep at once.
+        #[arg(long, default_value_t = 0)]
         spin_us: u64,
     },
     /// Table and item commands.
