@@ -6,26 +6,17 @@
 //! latency counts from the operation's intended send time. The service time (from the
 //! actual send) of the same run shows what a closed-loop measurement would report: only the
 //! few operations on the wire when the stall began see it.
-#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
 
 use std::time::Duration;
 
 use keel_bench::run::{run_phase, Phase, Shape};
 use keel_bench::target::stub::{StubConfig, StubDriver};
-use keel_bench::workload::{preset, WorkloadSpec};
+use keel_bench::workload::WorkloadSpec;
+
+mod common;
 
 fn spec() -> WorkloadSpec {
-    let (mix, distribution) = preset("c").unwrap();
-    WorkloadSpec {
-        name: "c".to_owned(),
-        mix,
-        distribution,
-        records: 1000,
-        field_count: 1,
-        field_bytes: 10,
-        scan_length_max: 10,
-        write_all_fields: false,
-    }
+    common::small_c(1000)
 }
 
 fn shape(rate_per_s: Option<f64>) -> Shape {

@@ -2,26 +2,17 @@
 //! timeout after the request timeout, the connections are re-opened, and the phase still
 //! ends on time, whether each connection has a thread of its own (blocking reads) or
 //! they share one (one poll for all).
-#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
 
 use std::time::{Duration, Instant};
 
 use keel_bench::run::{run_phase, Phase, Shape};
 use keel_bench::target::{driver_for, DriverOptions};
-use keel_bench::workload::{preset, WorkloadSpec};
+use keel_bench::workload::WorkloadSpec;
+
+mod common;
 
 fn spec() -> WorkloadSpec {
-    let (mix, distribution) = preset("c").unwrap();
-    WorkloadSpec {
-        name: "c".to_owned(),
-        mix,
-        distribution,
-        records: 100,
-        field_count: 1,
-        field_bytes: 10,
-        scan_length_max: 10,
-        write_all_fields: false,
-    }
+    common::small_c(100)
 }
 
 #[test]

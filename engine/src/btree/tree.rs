@@ -40,9 +40,9 @@ use crate::page_cache::{FileId, IdSet, PageCache, PageRef};
 pub const KEY_BYTES_MAX: usize = 4056;
 /// The longest value a tree accepts (an item of 400 KB plus its encoding overhead fits).
 pub const VALUE_BYTES_MAX: usize = 1 << 20;
-/// Tag of a leaf value stored in the cell.
 /// Slots of [`Tree::key_lsn`] (8 bytes each, per tree).
 pub const KEY_LSN_SLOTS: usize = 1024;
+/// Tag of a leaf value stored in the cell.
 const VALUE_INLINE: u8 = 0;
 /// Tag of a leaf value stored in overflow pages: then `len u32 | first page u64`.
 const VALUE_OVERFLOW: u8 = 1;
