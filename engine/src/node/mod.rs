@@ -513,6 +513,20 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
     shard.hang_up.notify(usize::MAX);
     let hung_up = wait_until(&shard.connection_ended, || shard.connections.get() == 0);
     futures_lite::future::or(hung_up, glommio::timer::sleep(s.config.drain_timeout)).await;
+    let (e, w) = (engine.stats(), engine.wal_stats());
+    tracing::info!(
+        shard = k,
+        checkpoints = e.checkpoints,
+        patched = e.patched,
+        wal_batches = w.batches,
+        wal_records = w.records,
+        wal_thread_batches = w.thread_batches,
+        wal_rotations = w.rotations,
+        wal_rotation_stalls = w.rotation_stalls,
+        wal_rotation_stall_ms = w.rotation_stall_us / 1000,
+        wal_write_ms = w.write_us / 1000,
+        "shard counters since open"
+    );
     close(engine).await
 }
 

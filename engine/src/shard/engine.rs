@@ -869,7 +869,14 @@ impl Engine {
             return Ok(());
         }
         inner.checkpoint_mark_bytes.set(inner.wal.stats().bytes);
+        let began = std::time::Instant::now();
         let result = self.checkpoint_all().await;
+        tracing::info!(
+            dir = %inner.options.dir.display(),
+            took_ms = began.elapsed().as_secs_f64() * 1e3,
+            ok = result.is_ok(),
+            "checkpoint"
+        );
         inner.checkpoint_running.set(false);
         inner.checkpoint_finished.notify(usize::MAX);
         if let Err(e) = &result {

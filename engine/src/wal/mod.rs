@@ -130,8 +130,12 @@ pub struct WalStats {
     pub syncs: u64,
     /// Segments started by rotation.
     pub rotations: u64,
-    /// Rotations that found no spare ready and pre-wrote one inline.
+    /// Rotations that found no spare ready (and waited for the one being pre-written, or
+    /// pre-wrote one inline).
     pub rotation_stalls: u64,
+    /// Wall time those rotations waited for a spare, in microseconds (each also logs a
+    /// warning): every append of the shard waited with them.
+    pub rotation_stall_us: u64,
     /// Wall time spent in batch writes, in microseconds, from submission until durable.
     pub write_us: u64,
     /// Batches of at least 32 records handed to the WAL's writer thread (written the

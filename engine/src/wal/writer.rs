@@ -993,7 +993,8 @@ fn complete(st: &mut State, done: Done) {
 /// the one being pre-written, or pre-writing one inline, if none is ready), writes and
 /// fdatasyncs its header, makes it the tail.
 async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
-    let mut stalled = false;
+    // Set when the first look finds no spare ready: the rotation waits from then on.
+    let mut stalled: Option<std::time::Instant> = None;
     let spare = loop {
         let (found, provisioning) = {
             let mut st = inner.state.borrow_mut();
@@ -1007,8 +1008,8 @@ async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
         if let Some(spare) = found {
             break spare;
         }
-        if !stalled {
-            stalled = true;
+        if stalled.is_none() {
+            stalled = Some(std::time::Instant::now());
             inner.state.borrow_mut().stats.rotation_stalls += 1;
         }
         if provisioning {
@@ -1044,6 +1045,16 @@ async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
             batch_bytes_max: inner.options.batch_bytes_max as u64,
         }
     };
+    if let Some(began) = stalled {
+        let waited = began.elapsed();
+        inner.state.borrow_mut().stats.rotation_stall_us += waited.as_micros() as u64;
+        // Every append of the shard waited this long: say so where an operator looks.
+        tracing::warn!(
+            dir = %inner.options.dir.display(),
+            waited_ms = waited.as_secs_f64() * 1e3,
+            "WAL rotation found no spare segment ready and waited for one"
+        );
+    }
     write_header(&spare.file, &spare.path, &header).await?;
     let mut st = inner.state.borrow_mut();
     st.chain.push_back(SegmentFile {
