@@ -434,11 +434,7 @@ impl Lane {
     /// After the connection broke with `e`: every operation in flight on it failed, and
     /// unless the lane is stopping a new connection replaces it. Whether the lane goes on.
     fn mend(&mut self, shared: &Shared<'_>, result: &mut WorkerResult, e: DriverError) -> bool {
-        let done_ns = shared.now_ns();
-        let outcome = Outcome::Error(e.kind().to_owned());
-        for (_, f) in self.in_flight.drain() {
-            record(shared, self.c, result, &f, &outcome, done_ns);
-        }
+        self.fail_in_flight(shared, result, &e);
         if self.stopping {
             return false;
         }
@@ -452,6 +448,15 @@ impl Lane {
                 result.connect_failure = Some(e.to_string());
                 false
             }
+        }
+    }
+
+    /// Counts every operation in flight as failed with `e`'s kind.
+    fn fail_in_flight(&mut self, shared: &Shared<'_>, result: &mut WorkerResult, e: &DriverError) {
+        let done_ns = shared.now_ns();
+        let outcome = Outcome::Error(e.kind().to_owned());
+        for (_, f) in self.in_flight.drain() {
+            record(shared, self.c, result, &f, &outcome, done_ns);
         }
     }
 
@@ -563,12 +568,8 @@ fn drive_many(shared: &Shared<'_>, mut lanes: Vec<Lane>, result: &mut WorkerResu
         if let Err(e) = polled {
             if e != Errno::INTR {
                 let e = DriverError::from_socket("poll", &shared.driver.describe(), 0, e.into());
-                let outcome = Outcome::Error(e.kind().to_owned());
-                let done_ns = shared.now_ns();
                 for lane in &mut lanes {
-                    for (_, f) in lane.in_flight.drain() {
-                        record(shared, lane.c, result, &f, &outcome, done_ns);
-                    }
+                    lane.fail_in_flight(shared, result, &e);
                 }
                 result.connect_failure = Some(e.to_string());
                 break;
