@@ -33,19 +33,6 @@ fn create(c: &Client, table: &str, sort: bool, partitions: Option<u32>) -> Respo
     )
 }
 
-fn args(names: &[(&str, &str)], values: &[(&str, Value)]) -> ExprArgs {
-    ExprArgs {
-        names: names
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect(),
-        values: values
-            .iter()
-            .map(|(k, v)| ((*k).into(), v.clone()))
-            .collect(),
-    }
-}
-
 fn put(c: &Client, table: &str, i: Item) -> Response {
     call(
         c,
@@ -291,7 +278,7 @@ fn every_operation_end_to_end() {
             table: "events".into(),
             key: key("new", 1),
             condition: Some("v = :no".into()),
-            args: args(&[], &[(":no", s("other"))]),
+            args: ExprArgs::of(&[], &[(":no", s("other"))]),
             return_values: ReturnValues::AllOld,
         }),
     );
@@ -302,7 +289,7 @@ fn every_operation_end_to_end() {
             table: "events".into(),
             key: key("new", 1),
             condition: Some("v = :yes".into()),
-            args: args(&[], &[(":yes", s("new-1"))]),
+            args: ExprArgs::of(&[], &[(":yes", s("new-1"))]),
             return_values: ReturnValues::AllOld,
         }),
     );
@@ -310,7 +297,7 @@ fn every_operation_end_to_end() {
     assert_eq!(get(&aware, "events", key("new", 1)), None);
 
     // UpdateItem: counters, SET, REMOVE, ADD to sets, return values, conditions.
-    let one = args(&[], &[(":one", n(1))]);
+    let one = ExprArgs::of(&[], &[(":one", n(1))]);
     for _ in 0..5 {
         update(
             &plain,
@@ -332,7 +319,7 @@ fn every_operation_end_to_end() {
         &aware,
         key("c", 1),
         "SET #t = :t REMOVE hits ADD tags :tags",
-        args(
+        ExprArgs::of(
             &[("#t", "title")],
             &[
                 (":t", s("hello")),
@@ -374,14 +361,14 @@ fn every_operation_end_to_end() {
             key: key("c", 1),
             update: "SET title = :t".into(),
             condition: Some("title = :old".into()),
-            args: args(&[], &[(":t", s("x")), (":old", s("not hello"))]),
+            args: ExprArgs::of(&[], &[(":t", s("x")), (":old", s("not hello"))]),
             return_values: ReturnValues::None,
         }),
     );
     assert_eq!(error_code(&r), Some(ErrorCode::ConditionalCheckFailed));
 
     // Query: every sort-key condition, both directions, pages of 3.
-    let id = args(&[], &[(":id", s("u7"))]);
+    let id = ExprArgs::of(&[], &[(":id", s("u7"))]);
     let all: Vec<i64> = query(&plain, "id = :id", id.clone(), true, Some(3))
         .iter()
         .map(ts_of)
@@ -411,7 +398,7 @@ fn every_operation_end_to_end() {
     ];
     for (kc, mut vals, want) in cases {
         vals.push((":id", s("u7")));
-        let got: Vec<i64> = query(&plain, kc, args(&[], &vals), true, Some(2))
+        let got: Vec<i64> = query(&plain, kc, ExprArgs::of(&[], &vals), true, Some(2))
             .iter()
             .map(ts_of)
             .collect();

@@ -512,16 +512,7 @@ mod tests {
             key: [("id".to_owned(), s(id))].into_iter().collect(),
             update: expr.into(),
             condition: None,
-            args: ExprArgs {
-                names: names
-                    .iter()
-                    .map(|(k, v)| ((*k).into(), (*v).into()))
-                    .collect(),
-                values: values
-                    .iter()
-                    .map(|(k, v)| ((*k).into(), v.clone()))
-                    .collect(),
-            },
+            args: ExprArgs::of(names, values),
             return_values: ReturnValues::None,
         }
     }

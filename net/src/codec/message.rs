@@ -18,6 +18,22 @@ pub struct ExprArgs {
     pub values: BTreeMap<String, Value>,
 }
 
+impl ExprArgs {
+    /// The arguments `names` (`#name`, attribute name) and `values` (`:value`, value).
+    pub fn of(names: &[(&str, &str)], values: &[(&str, Value)]) -> ExprArgs {
+        ExprArgs {
+            names: names
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            values: values
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
 /// Which item image a write returns (DynamoDB's `ReturnValues`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ReturnValues {
