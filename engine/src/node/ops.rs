@@ -16,10 +16,10 @@ use keel_net::expr::{
     key_condition, parse_condition, parse_projection, parse_update, Condition, ExprError, ExprRef,
     ExpressionAttributes, Projection, SetValue, Update, UpdateClause, UpdateOperand,
 };
-use keel_net::model::{set_top_level, PARTITION_HASH_BYTES, SIZE_PER_ENCODED_BYTE_MAX};
+use keel_net::model::PARTITION_HASH_BYTES;
 use keel_net::{
     decode_storage_key, encode_storage_key, partition_hash, validate_item, Item, KeySchema,
-    PrimaryKey, Value, ITEM_BYTES_MAX,
+    PrimaryKey, Value,
 };
 
 use super::catalog::{partition_id, Table};
@@ -293,16 +293,16 @@ fn plain_sets<'a>(
 }
 
 /// UpdateItem's fast path (no condition, no ReturnValues, only top-level SETs of values):
-/// patches the stored encoding with [`set_top_level`] instead of decoding the item,
+/// [`Engine::set_attributes`] patches the stored encoding instead of decoding the item,
 /// applying the update and encoding it again (about a sixth of an update's CPU on the
-/// node). `false` when it did not apply: no item stored yet, values the general path
-/// must refuse, or an item so large that its size must be computed (the general path
-/// then runs, with the same outcome it always had).
+/// node), and logs only the attributes set. `false` when it did not apply: no item
+/// stored yet, values the general path must refuse, or an item so large that its size
+/// must be computed (the general path then runs, with the same outcome it always had).
 ///
 /// The new item is valid without being decoded: the stored one was; the values set are
 /// checked as an item of their own (names, sets, nesting); `Update::check` refused key
-/// attributes; and an encoding of at most `ITEM_BYTES_MAX / SIZE_PER_ENCODED_BYTE_MAX`
-/// bytes is an item within the size limit.
+/// attributes; and the engine keeps the new encoding within the length that bounds an
+/// item within the size limit.
 async fn set_in_place(
     engine: &Engine,
     partition: PartitionId,
@@ -317,16 +317,7 @@ async fn set_in_place(
         return Ok(false);
     }
     engine
-        .patch(partition, key, |stored| {
-            let mut out = Vec::with_capacity(stored.len() + 64);
-            set_top_level(stored, sets, &mut out).map_err(|source| EngineError::CorruptItem {
-                partition: partition.0,
-                source,
-            })?;
-            // Within the size limit by the bound on the new encoding's length; a longer
-            // one is sized by the general path.
-            Ok((out.len() * SIZE_PER_ENCODED_BYTE_MAX <= ITEM_BYTES_MAX).then_some(out))
-        })
+        .set_attributes(partition, key, &added)
         .await
         .map_err(engine_error)
 }

@@ -26,7 +26,11 @@ use std::rc::Rc;
 
 use event_listener::Event;
 use glommio::sync::RwLock;
-use keel_net::{decode_item, encode_item, encode_storage_key, Item, KeySchema, PrimaryKey};
+use keel_net::model::{set_top_level, SIZE_PER_ENCODED_BYTE_MAX};
+use keel_net::{
+    decode_item, encode_item, encode_storage_key, Item, KeySchema, PrimaryKey, Value,
+    ITEM_BYTES_MAX,
+};
 
 use super::condition::Condition;
 use super::mutation::Mutation;
@@ -353,7 +357,7 @@ impl Engine {
                     source,
                 }
             })?;
-            apply(&p.tree, m, record.lsn.0).await?;
+            apply(&p, m, record.lsn.0).await?;
             replayed += 1;
         }
         let mut s = inner.stats.get();
@@ -607,39 +611,48 @@ impl Engine {
                 return decided.map(|_| old);
             }
         };
-        self.log_and_apply(p, guard, seek, m).await?;
+        self.log_and_apply(p, guard, seek, m, m).await?;
         Ok(old)
     }
 
-    /// Rewrites the stored item under `key` in place, if there is one: `patch` gets its
-    /// stored encoding (`encode_item`'s bytes) and returns the new item's, or `None` to
-    /// decline. Returns `false`, having written nothing, when no item is stored or `patch`
-    /// declined (the caller then takes the general path, [`Engine::modify`]). For changes
-    /// made on the encoding without decoding the item (UpdateItem that only SETs
-    /// top-level attributes): the caller answers for the new bytes being a valid item
-    /// with the same key.
-    pub async fn patch(
+    /// Puts the top-level attributes of `attributes` into the item stored under `key` (in
+    /// place of its own of the same name, or added), if an item is stored there and the
+    /// new one is within the item size limit by the bound on its encoding's length.
+    /// Returns `false`, having written nothing, otherwise (the caller then takes the
+    /// general path, [`Engine::modify`]). The stored item is not decoded (the bytes of the
+    /// attributes left alone are copied), and the log records `attributes` only
+    /// ([`Mutation::Set`]), not the new item: an UpdateItem that only SETs top-level
+    /// attributes (YCSB's update). The caller answers for `attributes` being valid
+    /// (`validate_item`) and holding no key attribute.
+    pub async fn set_attributes(
         &self,
         partition: PartitionId,
         key: &PrimaryKey,
-        patch: impl FnOnce(&[u8]) -> Result<Option<Vec<u8>>, EngineError>,
+        attributes: &Item,
     ) -> Result<bool, EngineError> {
         let (p, skey) = self.keyed(partition, key)?;
+        let sets: Vec<(&str, &Value)> = attributes.iter().map(|(n, v)| (n.as_str(), v)).collect();
+        let mut encoded = Vec::new();
+        encode_item(attributes, &mut encoded);
         let (guard, seek) = self.lock_and_seek(&p, &skey).await?;
         let Some(value) = p
             .tree
-            .seek_value(&seek, patch)
+            .seek_value(&seek, |stored| set_on(stored, &sets, p.id))
             .await?
             .transpose()?
             .flatten()
         else {
             return Ok(false);
         };
-        let m = Mutation::Put {
+        let logged = Mutation::Set {
+            key: &skey,
+            attributes: &encoded,
+        };
+        let applied = Mutation::Put {
             key: &skey,
             value: &value,
         };
-        self.log_and_apply(&p, guard, seek, m).await?;
+        self.log_and_apply(&p, guard, seek, logged, applied).await?;
         let mut stats = self.inner.stats.get();
         stats.patched += 1;
         self.inner.stats.set(stats);
@@ -682,18 +695,22 @@ impl Engine {
         Ok((guard, seek))
     }
 
-    /// Logs `m` and applies it at `seek` under `guard` (the lock taken by
-    /// [`Engine::lock_and_seek`]), releases the lock and waits until `m` is durable.
+    /// Logs `logged` and applies `applied` (a put or delete with the same effect on the
+    /// tree: `logged` itself, or the new item a [`Mutation::Set`] makes) at `seek` under
+    /// `guard` (the lock taken by [`Engine::lock_and_seek`]), releases the lock and waits
+    /// until the record is durable.
     async fn log_and_apply(
         &self,
         p: &Partition,
         guard: glommio::sync::RwLockWriteGuard<'_, ()>,
         seek: Seek<DmaPageFile>,
-        m: Mutation<'_>,
+        logged: Mutation<'_>,
+        applied: Mutation<'_>,
     ) -> Result<(), EngineError> {
-        let (key_len, value_len) = match &m {
-            Mutation::Put { key, value } => (key.len(), value.len()),
-            Mutation::Delete { key } => (key.len(), 0),
+        let value_len = match &applied {
+            Mutation::Put { value, .. } => value.len(),
+            Mutation::Delete { .. } => 0,
+            Mutation::Set { .. } => unreachable!("a set is applied as the put it makes"),
         };
         if value_len > VALUE_BYTES_MAX {
             return Err(EngineError::Storage(StorageError::ValueTooLarge {
@@ -701,8 +718,16 @@ impl Engine {
                 max: VALUE_BYTES_MAX,
             }));
         }
-        let mut payload = Vec::with_capacity(3 + key_len + value_len);
-        m.encode(&mut payload);
+        let logged_len = match &logged {
+            Mutation::Put { key, value }
+            | Mutation::Set {
+                key,
+                attributes: value,
+            } => key.len() + value.len(),
+            Mutation::Delete { key } => key.len(),
+        };
+        let mut payload = Vec::with_capacity(3 + logged_len);
+        logged.encode(&mut payload);
         let meta = RecordMeta {
             group: GroupId(p.id.0),
             term: Term(0),
@@ -712,7 +737,7 @@ impl Engine {
         let lsn = self.inner.wal.submit(meta, &payload).await?;
         // The change is in the log: from here the tree must take it, or the engine stops.
         // The lock is still held, so the seek is current: the edit needs no new descent.
-        if let Err(e) = apply_at(&p.tree, seek, m, lsn.0).await {
+        if let Err(e) = apply_at(&p.tree, seek, applied, lsn.0).await {
             return Err(self.fail(format!(
                 "applying LSN {} to partition {}: {e}",
                 lsn.0, p.id.0
@@ -870,10 +895,14 @@ impl Engine {
         }
         inner.checkpoint_mark_bytes.set(inner.wal.stats().bytes);
         let began = std::time::Instant::now();
+        let cache_before = inner.cache.stats();
         let result = self.checkpoint_all().await;
+        let cache_after = inner.cache.stats();
         tracing::info!(
             dir = %inner.options.dir.display(),
             took_ms = began.elapsed().as_secs_f64() * 1e3,
+            pages_written = cache_after.writebacks - cache_before.writebacks,
+            writes = cache_after.write_runs - cache_before.write_runs,
             ok = result.is_ok(),
             "checkpoint"
         );
@@ -968,13 +997,49 @@ fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
-async fn apply(tree: &Tree<DmaPageFile>, m: Mutation<'_>, lsn: u64) -> Result<(), EngineError> {
+/// The new encoding of the item encoded in `stored` with the top-level attributes `sets`
+/// (sorted by name) put in; `None` if it might exceed the item size limit.
+fn set_on(
+    stored: &[u8],
+    sets: &[(&str, &Value)],
+    partition: PartitionId,
+) -> Result<Option<Vec<u8>>, EngineError> {
+    let mut out = Vec::with_capacity(stored.len() + 64);
+    set_top_level(stored, sets, &mut out).map_err(|source| EngineError::CorruptItem {
+        partition: partition.0,
+        source,
+    })?;
+    Ok((out.len() * SIZE_PER_ENCODED_BYTE_MAX <= ITEM_BYTES_MAX).then_some(out))
+}
+
+/// Applies a logged mutation to its partition's tree (replay).
+async fn apply(p: &Partition, m: Mutation<'_>, lsn: u64) -> Result<(), EngineError> {
+    let tree = &p.tree;
     match m {
         Mutation::Put { key, value } => {
             tree.put(key, value, lsn).await?;
         }
         Mutation::Delete { key } => {
             tree.delete(key, lsn).await?;
+        }
+        Mutation::Set { key, attributes } => {
+            let corrupt = |source| EngineError::CorruptItem {
+                partition: p.id.0,
+                source,
+            };
+            let attributes = decode_item(attributes).map_err(corrupt)?;
+            let sets: Vec<(&str, &Value)> =
+                attributes.iter().map(|(n, v)| (n.as_str(), v)).collect();
+            let Some(stored) = tree.get(key).await? else {
+                return Err(EngineError::SetOfAbsentItem {
+                    partition: p.id.0,
+                    lsn,
+                });
+            };
+            // The size bound held when the record was logged, onto this same item.
+            let mut value = Vec::with_capacity(stored.len() + 64);
+            set_top_level(&stored, &sets, &mut value).map_err(corrupt)?;
+            tree.put(key, &value, lsn).await?;
         }
     }
     Ok(())
@@ -994,6 +1059,7 @@ async fn apply_at(
         Mutation::Delete { key } => {
             tree.delete_at(seek, key, lsn).await?;
         }
+        Mutation::Set { .. } => unreachable!("a set is applied as the put it makes"),
     }
     Ok(())
 }

@@ -59,6 +59,17 @@ pub enum EngineError {
         /// The decoder's finding.
         source: keel_net::ModelError,
     },
+    /// A WAL record sets attributes of an item that its tree does not hold: the tree and
+    /// the log disagree.
+    #[error(
+        "WAL record {lsn} sets attributes of an item that partition {partition} does not hold"
+    )]
+    SetOfAbsentItem {
+        /// The partition.
+        partition: u64,
+        /// The record's LSN.
+        lsn: u64,
+    },
     /// A WAL record's payload is not a mutation.
     #[error("WAL record {lsn}: {source}")]
     CorruptMutation {

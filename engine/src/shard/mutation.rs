@@ -3,7 +3,13 @@
 //! ```text
 //! put:    | 1 u8 | key_len u16 LE | key | value (the rest: an encoded item) |
 //! delete: | 2 u8 | key_len u16 LE | key |
+//! set:    | 3 u8 | key_len u16 LE | key | attributes (the rest: an encoded item) |
 //! ```
+//! A set puts the top-level attributes it carries into the item stored under the key (in
+//! place of those of the same name, or added): an UpdateItem that only SETs attributes
+//! logs what it changed, not the whole new item (`Engine::set_attributes`). The item must
+//! exist when the record is applied; replay meets it because it applies records in LSN
+//! order onto the tree they were first applied to.
 //! The WAL record around it carries the length, the crc32c, the LSN and the partition
 //! (group id); this payload only says what changed.
 #![deny(clippy::indexing_slicing)]
@@ -12,6 +18,8 @@
 const TAG_PUT: u8 = 1;
 /// Tag of a delete.
 const TAG_DELETE: u8 = 2;
+/// Tag of a set of top-level attributes.
+const TAG_SET: u8 = 3;
 
 /// One change to a partition's tree, borrowed from a WAL payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +35,13 @@ pub enum Mutation<'a> {
     Delete {
         /// The storage key.
         key: &'a [u8],
+    },
+    /// Put the top-level attributes of `attributes` into the item stored under `key`.
+    Set {
+        /// The storage key.
+        key: &'a [u8],
+        /// The attributes set, as an encoded item.
+        attributes: &'a [u8],
     },
 }
 
@@ -51,6 +66,7 @@ impl<'a> Mutation<'a> {
         let (tag, key, value) = match *self {
             Mutation::Put { key, value } => (TAG_PUT, key, Some(value)),
             Mutation::Delete { key } => (TAG_DELETE, key, None),
+            Mutation::Set { key, attributes } => (TAG_SET, key, Some(attributes)),
         };
         let key_len = u16::try_from(key.len()).unwrap_or(u16::MAX);
         assert_eq!(usize::from(key_len), key.len(), "mutation key too long");
@@ -77,6 +93,10 @@ impl<'a> Mutation<'a> {
             TAG_PUT => Ok(Mutation::Put { key, value }),
             TAG_DELETE if value.is_empty() => Ok(Mutation::Delete { key }),
             TAG_DELETE => Err(MutationError::Trailing(value.len())),
+            TAG_SET => Ok(Mutation::Set {
+                key,
+                attributes: value,
+            }),
             other => Err(MutationError::UnknownTag(other)),
         }
     }
@@ -108,6 +128,13 @@ mod tests {
         out.clear();
         Mutation::Delete { key: b"ab" }.encode(&mut out);
         assert_eq!(out, [2, 2, 0, b'a', b'b']);
+        out.clear();
+        Mutation::Set {
+            key: b"k",
+            attributes: b"a",
+        }
+        .encode(&mut out);
+        assert_eq!(out, [3, 1, 0, b'k', b'a']);
         assert_eq!(
             Mutation::decode(&[9, 0, 0]),
             Err(MutationError::UnknownTag(9))
@@ -121,8 +148,10 @@ mod tests {
     proptest! {
         #[test]
         fn round_trip(key in prop::collection::vec(any::<u8>(), 0..300),
-                      value in prop::option::of(prop::collection::vec(any::<u8>(), 0..300))) {
+                      value in prop::option::of(prop::collection::vec(any::<u8>(), 0..300)),
+                      set in any::<bool>()) {
             let m = match &value {
+                Some(v) if set => Mutation::Set { key: &key, attributes: v },
                 Some(v) => Mutation::Put { key: &key, value: v },
                 None => Mutation::Delete { key: &key },
             };
