@@ -670,8 +670,7 @@ impl<F: PageFile> Tree<F> {
         }
         let src = self.cache.get(self.file, id).await?;
         let new = self.alloc.borrow_mut().alloc();
-        let dst = self.cache.create(self.file, new, lsn).await?;
-        dst.bytes_mut(lsn).copy_from_slice(&src.bytes());
+        let dst = self.cache.create_copy(self.file, new, lsn, &src).await?;
         drop(src);
         drop(dst);
         self.free_page(id);

@@ -80,6 +80,8 @@ pub struct CacheStats {
     pub writebacks: u64,
     /// Of those, pages written back by the background cleaner.
     pub cleaned: u64,
+    /// Writes that carried those pages (a run of consecutive pages goes in one write).
+    pub write_runs: u64,
 }
 
 #[derive(Default)]
@@ -312,9 +314,30 @@ impl<F: PageFile> PageCache<F> {
         id: PageId,
         lsn: u64,
     ) -> Result<PageRef<F>, StorageError> {
+        let i = self.new_frame(file, id).await?;
+        self.frames[i].borrow_mut().fill(0);
+        Ok(self.new_dirty(i, id, lsn))
+    }
+
+    /// A new page `id` of `file` holding a copy of `from` (a copy on write), pinned and
+    /// dirty: [`PageCache::create`] without zeroing a frame about to be overwritten.
+    pub async fn create_copy(
+        self: &Rc<Self>,
+        file: FileId,
+        id: PageId,
+        lsn: u64,
+        from: &PageRef<F>,
+    ) -> Result<PageRef<F>, StorageError> {
+        let i = self.new_frame(file, id).await?;
+        self.frames[i].borrow_mut().copy_from_slice(&from.bytes());
+        Ok(self.new_dirty(i, id, lsn))
+    }
+
+    /// A frame mapped to page `id` of `file` for a new page, pinned once.
+    async fn new_frame(self: &Rc<Self>, file: FileId, id: PageId) -> Result<usize, StorageError> {
         // The id may still be cached from its previous life (a freed page): reuse that
         // frame when idle, wait while a reader or a write-back still holds it.
-        let i = loop {
+        loop {
             let l = self.changed.listen();
             let cached = {
                 let s = self.state.borrow();
@@ -325,7 +348,7 @@ impl<F: PageFile> PageCache<F> {
             };
             match cached {
                 None => match self.claim(file, id).await? {
-                    Claim::Frame(i) => break i,
+                    Claim::Frame(i) => return Ok(i),
                     Claim::Raced => continue,
                 },
                 Some((i, true)) => {
@@ -335,16 +358,20 @@ impl<F: PageFile> PageCache<F> {
                         pins: 1,
                         ..FrameMeta::default()
                     };
-                    break i;
+                    return Ok(i);
                 }
                 Some((_, false)) => l.await,
             }
-        };
-        self.frames[i].borrow_mut().fill(0);
+        }
+    }
+
+    /// Marks the new page in frame `i` dirty at `lsn` and hands out its pin.
+    fn new_dirty(self: &Rc<Self>, i: usize, id: PageId, lsn: u64) -> PageRef<F> {
         let mut s = self.state.borrow_mut();
         s.meta[i].dirty = true;
         s.meta[i].lsn = lsn;
-        Ok(self.pin_ref(i, id))
+        drop(s);
+        self.pin_ref(i, id)
     }
 
     /// Drops page `id` of `file` from the cache without writing it (it was freed).
@@ -485,6 +512,7 @@ impl<F: PageFile> PageCache<F> {
         }
         let result = f.write_pages(first, buf).await;
         let mut s = self.state.borrow_mut();
+        s.stats.write_runs += 1;
         for &(i, _) in &taken {
             s.meta[i].writing = false;
             s.stats.writebacks += 1;
