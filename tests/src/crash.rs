@@ -4,12 +4,16 @@
 //! The writer prints one line per event, flushed before it goes on:
 //! - `P <key>`: the put of `<key>` is acknowledged (durable);
 //! - `I <key>`: a delete of `<key>` is about to be issued;
-//! - `D <key>`: that delete is acknowledged.
+//! - `D <key>`: that delete is acknowledged;
+//! - `T <key>`: a set of the key's mark attribute (`Engine::set_attributes`, logged as a
+//!   `Mutation::Set`) is about to be issued;
+//! - `M <key>`: that set is acknowledged.
 //!
-//! Each key is put once and deleted at most once, and an item's value is derived from its
-//! key, so the expected state of every key is unambiguous: a put acknowledged and no
-//! delete issued means present with its exact value; a delete acknowledged means absent;
-//! a delete issued but not acknowledged allows either.
+//! Each key is put once, marked at most once and deleted at most once, and an item's
+//! value is derived from its key, so the expected state of every key is unambiguous: a
+//! put acknowledged and no delete issued means present with its exact value (marked if a
+//! set was acknowledged, unmarked if none was issued, either if one was issued only); a
+//! delete acknowledged means absent; a delete issued but not acknowledged allows either.
 
 use std::collections::BTreeMap;
 
@@ -26,10 +30,21 @@ pub enum Expect {
     Absent,
 }
 
+/// What the ledger says of a key's mark attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// No set issued: the item must be unmarked.
+    No,
+    /// Set issued, not acknowledged: either.
+    Maybe,
+    /// Set acknowledged: the item must be marked.
+    Yes,
+}
+
 /// Every key the writer has acknowledged, with what must hold for it.
 #[derive(Default, Debug, Clone)]
 pub struct Ledger {
-    keys: BTreeMap<String, Expect>,
+    keys: BTreeMap<String, (Expect, Mark)>,
 }
 
 impl Ledger {
@@ -42,50 +57,60 @@ impl Ledger {
         let key = key.trim().to_owned();
         match tag {
             "P" => {
-                self.keys.entry(key).or_insert(Expect::Present);
+                self.keys.entry(key).or_insert((Expect::Present, Mark::No));
             }
             "I" => {
-                if let Some(e) = self.keys.get_mut(&key) {
+                if let Some((e, _)) = self.keys.get_mut(&key) {
                     *e = Expect::Either;
                 }
             }
             "D" => {
-                self.keys.insert(key, Expect::Absent);
+                self.keys.insert(key, (Expect::Absent, Mark::No));
+            }
+            "T" | "M" => {
+                let mark = if tag == "T" { Mark::Maybe } else { Mark::Yes };
+                if let Some((Expect::Present | Expect::Either, m)) = self.keys.get_mut(&key) {
+                    *m = (*m).max_with(mark);
+                }
             }
             _ => {}
         }
     }
 
     /// The keys and their expectations.
-    pub fn keys(&self) -> impl Iterator<Item = (&str, Expect)> {
-        self.keys.iter().map(|(k, e)| (k.as_str(), *e))
+    pub fn keys(&self) -> impl Iterator<Item = (&str, Expect, Mark)> {
+        self.keys.iter().map(|(k, (e, m))| (k.as_str(), *e, *m))
     }
 
     /// Keys acknowledged as present.
     pub fn present(&self) -> usize {
         self.keys
             .values()
-            .filter(|e| **e == Expect::Present)
+            .filter(|(e, _)| *e == Expect::Present)
             .count()
     }
 
     /// Serialises the ledger (one `P`/`I`/`D` line per key).
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        for (k, e) in &self.keys {
-            let tag = match e {
-                Expect::Present => "P",
-                Expect::Either => "P",
-                Expect::Absent => "D",
-            };
-            out.push_str(tag);
-            out.push(' ');
-            out.push_str(k);
-            out.push('\n');
-            if *e == Expect::Either {
-                out.push_str("I ");
+        for (k, (e, m)) in &self.keys {
+            let mut line = |tag: &str| {
+                out.push_str(tag);
+                out.push(' ');
                 out.push_str(k);
                 out.push('\n');
+            };
+            match e {
+                Expect::Present | Expect::Either => line("P"),
+                Expect::Absent => line("D"),
+            }
+            match m {
+                Mark::No => {}
+                Mark::Maybe => line("T"),
+                Mark::Yes => line("M"),
+            }
+            if *e == Expect::Either {
+                line("I");
             }
         }
         out
@@ -98,6 +123,32 @@ pub fn item_for(key: &str) -> Item {
     let mut item = Item::new();
     item.insert("id".into(), Value::S(key.to_owned()));
     item.insert("payload".into(), Value::B(payload_for(key)));
+    item
+}
+
+impl Mark {
+    /// The later of two states of one key's mark (a set is issued before it is
+    /// acknowledged, and never undone).
+    fn max_with(self, other: Mark) -> Mark {
+        match (self, other) {
+            (Mark::Yes, _) | (_, Mark::Yes) => Mark::Yes,
+            (Mark::Maybe, _) | (_, Mark::Maybe) => Mark::Maybe,
+            _ => Mark::No,
+        }
+    }
+}
+
+/// The attributes the writer sets on `key`'s item to mark it: derived from the key too.
+pub fn mark_for(key: &str) -> Item {
+    let mut item = Item::new();
+    item.insert("mark".into(), Value::S(format!("m-{key}")));
+    item
+}
+
+/// `key`'s item once marked.
+pub fn marked_item_for(key: &str) -> Item {
+    let mut item = item_for(key);
+    item.extend(mark_for(key));
     item
 }
 

@@ -3,11 +3,11 @@
 //! `crash_writer DIR SEED LEDGER`: opens the engine in DIR, checks that it holds exactly
 //! what LEDGER (the acknowledged writes of earlier rounds) says, prints `VERIFIED <n>`,
 //! then writes until it is killed (or, bounded, after 200 000 operations or 60 s),
-//! printing `P`/`I`/`D` lines (see `keel_tests::crash`) as writes are issued and
+//! printing `P`/`I`/`D`/`T`/`M` lines (see `keel_tests::crash`) as writes are issued and
 //! acknowledged. `crash_writer DIR SEED LEDGER --verify-only` stops after the check.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Write;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use keel_engine::shard::{Condition, Engine, EngineOptions, KeyRange, PartitionId};
 use keel_net::{KeyAttribute, KeySchema, KeyType, KeyValue, PrimaryKey};
-use keel_tests::crash::{item_for, Expect, Ledger};
+use keel_tests::crash::{item_for, mark_for, marked_item_for, Expect, Ledger, Mark};
 use keel_tests::Prng;
 
 const PARTITION: PartitionId = PartitionId(1);
@@ -79,25 +79,43 @@ async fn run(
         let out = out.clone();
         let mut rng = Prng::new(seed.wrapping_mul(1000) + w);
         tasks.push(glommio::spawn_local(async move {
-            let mut mine: Vec<String> = Vec::new();
+            // Keys this writer put and has not deleted, and whether it marked them.
+            let mut mine: Vec<(String, bool)> = Vec::new();
             for n in 0..OPS_MAX / WRITERS {
                 if started.elapsed() > RUN_MAX {
                     break;
                 }
-                if !mine.is_empty() && rng.below(4) == 0 {
-                    let k = mine.swap_remove(rng.below(mine.len() as u64) as usize);
-                    emit(&out, "I", &k);
-                    engine
-                        .delete(PARTITION, &key_of(&k), &Condition::Exists)
-                        .await?;
-                    emit(&out, "D", &k);
-                } else {
-                    let k = format!("s{seed}-w{w}-{n}");
-                    engine
-                        .put(PARTITION, &item_for(&k), &Condition::Absent)
-                        .await?;
-                    emit(&out, "P", &k);
-                    mine.push(k);
+                let roll = rng.below(8);
+                let pick = (!mine.is_empty()).then(|| rng.below(mine.len() as u64) as usize);
+                match pick {
+                    Some(i) if roll < 2 => {
+                        let (k, _) = mine.swap_remove(i);
+                        emit(&out, "I", &k);
+                        engine
+                            .delete(PARTITION, &key_of(&k), &Condition::Exists)
+                            .await?;
+                        emit(&out, "D", &k);
+                    }
+                    Some(i) if roll < 4 && !mine[i].1 => {
+                        let k = mine[i].0.clone();
+                        emit(&out, "T", &k);
+                        let set = engine
+                            .set_attributes(PARTITION, &key_of(&k), &mark_for(&k))
+                            .await?;
+                        if !set {
+                            bail!("set of {k}: the item is not there");
+                        }
+                        emit(&out, "M", &k);
+                        mine[i].1 = true;
+                    }
+                    _ => {
+                        let k = format!("s{seed}-w{w}-{n}");
+                        engine
+                            .put(PARTITION, &item_for(&k), &Condition::Absent)
+                            .await?;
+                        emit(&out, "P", &k);
+                        mine.push((k, false));
+                    }
                 }
             }
             anyhow::Ok(())
@@ -120,8 +138,8 @@ fn emit(out: &RefCell<std::io::Stdout>, tag: &str, key: &str) {
 
 async fn verify(engine: &Engine, ledger: &Ledger) -> anyhow::Result<()> {
     // One ordered pass over everything stored: every item is whole (its value matches
-    // its key), acknowledged or not.
-    let mut stored: HashSet<String> = HashSet::new();
+    // its key, marked or not), acknowledged or not.
+    let mut stored: HashMap<String, bool> = HashMap::new();
     let mut resume: Option<Vec<u8>> = None;
     loop {
         let page = engine
@@ -131,28 +149,32 @@ async fn verify(engine: &Engine, ledger: &Ledger) -> anyhow::Result<()> {
             let Some(keel_net::Value::S(id)) = item.get("id") else {
                 bail!("stored item without its key: {item:?}");
             };
-            if *item != item_for(id) {
+            let marked = *item == marked_item_for(id);
+            if !marked && *item != item_for(id) {
                 bail!("stored item {id} is corrupt");
             }
-            stored.insert(id.clone());
+            stored.insert(id.clone(), marked);
         }
         match page.resume {
             Some(r) => resume = Some(r),
             None => break,
         }
     }
-    // Every acknowledged write is there; every acknowledged delete is not.
-    for (key, expect) in ledger.keys() {
-        match (expect, stored.contains(key)) {
-            (Expect::Present, false) => bail!("acknowledged put of {key} is lost"),
-            (Expect::Absent, true) => bail!("acknowledged delete of {key} is undone"),
+    // Every acknowledged put and set is there, every acknowledged delete is not, and no
+    // item carries a mark that was never set.
+    for (key, expect, mark) in ledger.keys() {
+        match (expect, stored.get(key)) {
+            (Expect::Present, None) => bail!("acknowledged put of {key} is lost"),
+            (Expect::Absent, Some(_)) => bail!("acknowledged delete of {key} is undone"),
+            (_, Some(false)) if mark == Mark::Yes => bail!("acknowledged set of {key} is lost"),
+            (_, Some(true)) if mark == Mark::No => bail!("{key} is marked, never set"),
             _ => {}
         }
     }
     // Point reads agree with the scan, on a sample of keys.
-    for (key, _) in ledger.keys().take(200) {
+    for (key, _, _) in ledger.keys().take(200) {
         let got = engine.get(PARTITION, &key_of(key)).await?;
-        if got.is_some() != stored.contains(key) {
+        if got.map(|i| i == marked_item_for(key)) != stored.get(key).copied() {
             bail!("get and scan disagree on {key}");
         }
     }
