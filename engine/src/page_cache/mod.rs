@@ -101,6 +101,8 @@ struct FrameMeta {
 struct CacheState<F> {
     meta: Vec<FrameMeta>,
     map: HashMap<(FileId, PageId), usize, BuildHasherDefault<IdHasher>>,
+    /// Frames that hold no page, taken before any page is evicted.
+    free: Vec<usize>,
     files: HashMap<FileId, Rc<F>>,
     hand: usize,
     next_file: u32,
@@ -148,6 +150,7 @@ impl<F: PageFile> PageCache<F> {
             state: RefCell::new(CacheState {
                 meta: (0..n).map(|_| FrameMeta::default()).collect(),
                 map: HashMap::with_capacity_and_hasher(n, BuildHasherDefault::default()),
+                free: (0..n).rev().collect(),
                 files: HashMap::new(),
                 hand: 0,
                 next_file: 0,
@@ -196,6 +199,9 @@ impl<F: PageFile> PageCache<F> {
             }
             let m = &mut s.meta[i];
             m.dirty = false;
+            if !m.writing && !m.loading {
+                Self::free_frame(&mut s, i);
+            }
         }
         s.files.remove(&file);
     }
@@ -300,7 +306,7 @@ impl<F: PageFile> PageCache<F> {
             Err(e) => {
                 // Never keep a page that failed: the next reader retries and fails again.
                 s.map.remove(&(file, id));
-                s.meta[i] = FrameMeta::default();
+                Self::free_frame(&mut s, i);
                 self.changed.notify(usize::MAX);
                 Err(e)
             }
@@ -380,7 +386,7 @@ impl<F: PageFile> PageCache<F> {
         if let Some(i) = s.map.get(&(file, id)).copied() {
             if s.meta[i].pins == 0 && !s.meta[i].writing && !s.meta[i].loading {
                 s.map.remove(&(file, id));
-                s.meta[i] = FrameMeta::default();
+                Self::free_frame(&mut s, i);
             } else {
                 // Still in use by a reader or a write-back: it leaves once idle, and its
                 // content is never written again.
@@ -413,29 +419,40 @@ impl<F: PageFile> PageCache<F> {
                 let n = s.meta.len();
                 let mut found = None;
                 let mut dirty_seen = None;
-                for _ in 0..2 * n {
-                    let i = s.hand;
-                    s.hand = (s.hand + 1) % n;
-                    let m = &mut s.meta[i];
-                    if m.key.is_none() {
+                // A free frame first: while one is left, no page is evicted (a CLOCK
+                // sweep would take the first cold page it met before an empty frame).
+                while let Some(i) = s.free.pop() {
+                    let m = &s.meta[i];
+                    if m.key.is_none() && m.pins == 0 && !m.loading && !m.writing {
                         found = Some((i, false));
                         break;
                     }
-                    if m.pins > 0 || m.loading || m.writing {
-                        continue;
+                }
+                if found.is_none() {
+                    for _ in 0..2 * n {
+                        let i = s.hand;
+                        s.hand = (s.hand + 1) % n;
+                        let m = &mut s.meta[i];
+                        if m.key.is_none() {
+                            found = Some((i, false));
+                            break;
+                        }
+                        if m.pins > 0 || m.loading || m.writing {
+                            continue;
+                        }
+                        if m.referenced {
+                            m.referenced = false;
+                            continue;
+                        }
+                        if m.dirty && self.cleaner_running.get() {
+                            // Leave it to the cleaner: a claim should not wait for a write
+                            // while a clean frame can be had.
+                            dirty_seen.get_or_insert(i);
+                            continue;
+                        }
+                        found = Some((i, m.dirty));
+                        break;
                     }
-                    if m.referenced {
-                        m.referenced = false;
-                        continue;
-                    }
-                    if m.dirty && self.cleaner_running.get() {
-                        // Leave it to the cleaner: a claim should not wait for a write
-                        // while a clean frame can be had.
-                        dirty_seen.get_or_insert(i);
-                        continue;
-                    }
-                    found = Some((i, m.dirty));
-                    break;
                 }
                 if dirty_seen.is_some() {
                     self.cleaner_kick.notify(1);
@@ -652,8 +669,14 @@ impl<F: PageFile> PageCache<F> {
             if let Some(k) = m.key {
                 s.map.remove(&k);
             }
-            s.meta[i] = FrameMeta::default();
+            Self::free_frame(s, i);
         }
+    }
+
+    /// Empties frame `i` (no page, no pin) and lists it as free.
+    fn free_frame(s: &mut CacheState<F>, i: usize) {
+        s.meta[i] = FrameMeta::default();
+        s.free.push(i);
     }
 
     fn unpin(&self, i: usize) {

@@ -171,3 +171,30 @@ fn a_failed_run_write_keeps_every_page_of_the_run_dirty() {
         check_pages(&mem, 1..=10).await;
     });
 }
+
+#[test]
+fn no_page_is_evicted_while_a_frame_is_free() {
+    block_on(async {
+        let (file, cache, f) = setup(8);
+        // Fill every frame, write the pages back (clean, unreferenced: the first pages a
+        // CLOCK sweep would take), then free the frames of the last four.
+        for id in 1..=8 {
+            create(&cache, f, id).await;
+        }
+        cache.flush(f, |_| true).await.unwrap();
+        file.sync().await.unwrap();
+        for id in 5..=8 {
+            cache.discard(f, PageId(id));
+        }
+        for id in 11..=14 {
+            create(&cache, f, id).await;
+        }
+        assert_eq!(cache.stats().evictions, 0);
+        for id in 1..=4 {
+            assert!(cache.try_get(f, PageId(id)).is_some(), "page {id} was evicted");
+        }
+        // With no frame free, a claim evicts.
+        create(&cache, f, 15).await;
+        assert_eq!(cache.stats().evictions, 1);
+    });
+}
