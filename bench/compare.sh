@@ -2,10 +2,13 @@
 # keel vs redis-server, side by side, in one run of this script.
 #
 # Starts a keel node (durable writes, 2 shards) and a redis-server (appendonly yes,
-# appendfsync always) on 127.0.0.1, one after the other so that the idle one takes no CPU
-# from the measured one; loads the same records into each, runs each workload RUNS times
-# against each, and prints one table of medians with keel/redis ratios. Everything it
-# starts it stops by PID (also on Ctrl-C or error). Each step is bounded in time.
+# appendfsync always) on 127.0.0.1, loads the same records into each (one after the
+# other), then runs each workload RUNS times against each, alternating keel and redis run
+# by run (INTERLEAVE=0: every keel run, then every redis run), so that a drift in the
+# host's speed over the minutes of the comparison falls on both alike. Only one server is
+# under load at a time; the other is idle. Prints one table of medians with keel/redis
+# ratios. Everything it starts it stops by PID (also on Ctrl-C or error). Each step is
+# bounded in time.
 #
 #   bench/compare.sh                        # 1M records, workloads a and c, 3 runs of 30 s
 #   RECORDS=100000 DURATION=10 RUNS=1 bench/compare.sh     # a quick look
@@ -13,7 +16,7 @@
 # Settings (environment): RECORDS, WORKLOADS ("a c"), RUNS, DURATION, WARMUP, CONNECTIONS,
 # DEPTH, THREADS (generator threads driving the connections; default one per connection),
 # SHARDS, KEEL_CACHE_MIB (page cache per shard), OUT (results directory), KEEL_PORT,
-# REDIS_PORT, EXTRA (more keel-bench flags).
+# REDIS_PORT, EXTRA (more keel-bench flags), INTERLEAVE (1, default: alternate the runs).
 set -euo pipefail
 
 RECORDS=${RECORDS:-1000000}
@@ -33,6 +36,7 @@ KEEL_CACHE_MIB=${KEEL_CACHE_MIB:-$(( RECORDS * 24 / 10 / 1024 / SHARDS + 128 ))}
 KEEL_PORT=${KEEL_PORT:-17600}
 REDIS_PORT=${REDIS_PORT:-17650}
 EXTRA=${EXTRA:-}
+INTERLEAVE=${INTERLEAVE:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/bench-results/$(date +%Y%m%d-%H%M%S)}
 BIN=$ROOT/target/release
@@ -42,34 +46,41 @@ mkdir -p "$OUT"
 echo "results in $OUT"
 (cd "$ROOT" && cargo build --release -p keel-tools -p keel-bench)
 
-SERVER_PID=""
-stop_server() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID"
-        for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$SERVER_PID" 2>/dev/null && kill -KILL "$SERVER_PID"
-        wait "$SERVER_PID" 2>/dev/null || true
+KEEL_PID=""
+REDIS_PID=""
+stop_pid() {  # pid
+    local pid=$1
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+        wait "$pid" 2>/dev/null || true
     fi
-    SERVER_PID=""
 }
-trap stop_server EXIT INT TERM
+stop_servers() {
+    stop_pid "$KEEL_PID"
+    KEEL_PID=""
+    stop_pid "$REDIS_PID"
+    REDIS_PID=""
+}
+trap stop_servers EXIT INT TERM
 
-wait_for_port() {
+wait_for_port() {  # pid port
     for _ in $(seq 1 300); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited" >&2; return 1; }
+        if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
+        kill -0 "$1" 2>/dev/null || { echo "server exited" >&2; return 1; }
         sleep 0.1
     done
-    echo "port $1 not open after 30 s" >&2
+    echo "port $2 not open after 30 s" >&2
     return 1
 }
 
 # The node's port opens when every shard serves (it binds only once every engine is
 # open), but its "ready" line is the plain signal: wait for it.
-wait_for_ready() {  # log
+wait_for_ready() {  # pid log
     for _ in $(seq 1 1200); do
-        if grep -q "keel node ready" "$1" 2>/dev/null; then return 0; fi
-        kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited" >&2; return 1; }
+        if grep -q "keel node ready" "$2" 2>/dev/null; then return 0; fi
+        kill -0 "$1" 2>/dev/null || { echo "server exited" >&2; return 1; }
         sleep 0.1
     done
     echo "keel not ready after 120 s" >&2
@@ -88,39 +99,59 @@ bench() {  # target placement args...
         --no-progress --placement "$placement" $EXTRA "$@"
 }
 
-run_target() {  # name target
-    local name=$1 target=$2 placement
-    placement="$name server pid $SERVER_PID on CPUs $(cpus_of "$SERVER_PID")"
-    [ "$name" = keel ] && placement="$placement (each shard pinned to one CPU by keel)"
-    echo "== $name: load $RECORDS records"
-    bench "$target" "$placement" --phase load --workload a | tee "$OUT/$name-load.txt"
-    for w in $WORKLOADS; do
-        for r in $(seq 1 "$RUNS"); do
-            echo "== $name: workload $w, run $r of $RUNS"
-            bench "$target" "$placement" --phase run --workload "$w" \
-                --json "$OUT/$name-$w-$r.json" | tee "$OUT/$name-$w-$r.txt"
-        done
-    done
+KEEL_TARGET="keel://127.0.0.1:$KEEL_PORT"
+REDIS_TARGET="redis://127.0.0.1:$REDIS_PORT"
+placement_of() {  # name
+    if [ "$1" = keel ]; then
+        echo "keel server pid $KEEL_PID on CPUs $(cpus_of "$KEEL_PID") (each shard pinned to one CPU by keel)"
+    else
+        echo "redis server pid $REDIS_PID on CPUs $(cpus_of "$REDIS_PID")"
+    fi
+}
+target_of() { if [ "$1" = keel ]; then echo "$KEEL_TARGET"; else echo "$REDIS_TARGET"; fi; }
+
+load() {  # name
+    echo "== $1: load $RECORDS records"
+    bench "$(target_of "$1")" "$(placement_of "$1")" --phase load --workload a \
+        | tee "$OUT/$1-load.txt"
+}
+
+run_one() {  # name workload run
+    echo "== $1: workload $2, run $3 of $RUNS"
+    bench "$(target_of "$1")" "$(placement_of "$1")" --phase run --workload "$2" \
+        --json "$OUT/$1-$2-$3.json" | tee "$OUT/$1-$2-$3.txt"
 }
 
 # keel: durable writes (every acknowledged write is fdatasynced in its WAL batch).
 rm -rf "$OUT/keel-data"
 "$BIN/keel" start --data-dir "$OUT/keel-data" --shards "$SHARDS" \
     --cache-mib "$KEEL_CACHE_MIB" --listen "127.0.0.1:$KEEL_PORT" > "$OUT/keel-node.log" 2>&1 &
-SERVER_PID=$!
-wait_for_ready "$OUT/keel-node.log"
-run_target keel "keel://127.0.0.1:$KEEL_PORT"
-stop_server
+KEEL_PID=$!
+wait_for_ready "$KEEL_PID" "$OUT/keel-node.log"
+load keel
 
 # redis: every write fsynced before it is acknowledged (appendfsync always).
 rm -rf "$OUT/redis-data" && mkdir -p "$OUT/redis-data"
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$OUT/redis-data" \
     --appendonly yes --appendfsync always --save "" --daemonize no \
     > "$OUT/redis-server.log" 2>&1 &
-SERVER_PID=$!
-wait_for_port "$REDIS_PORT"
-run_target redis "redis://127.0.0.1:$REDIS_PORT"
-stop_server
+REDIS_PID=$!
+wait_for_port "$REDIS_PID" "$REDIS_PORT"
+load redis
+
+for w in $WORKLOADS; do
+    if [ "$INTERLEAVE" = 1 ]; then
+        for r in $(seq 1 "$RUNS"); do
+            run_one keel "$w" "$r"
+            run_one redis "$w" "$r"
+        done
+    else
+        for name in keel redis; do
+            for r in $(seq 1 "$RUNS"); do run_one "$name" "$w" "$r"; done
+        done
+    fi
+done
+stop_servers
 
 CPU=$(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')
 echo "== comparison ($RUNS runs each, median; $(nproc) CPUs: $CPU)"
