@@ -1,8 +1,8 @@
 //! Power-off test with real processes: a child writes with 32 concurrent writers (puts,
 //! deletes, and attribute sets logged as `Mutation::Set`) and reports each acknowledged
 //! write; it is killed with SIGKILL at a random moment; the next child reopens the same
-//! directory and must find every acknowledged write, intact, before it writes on. Rounds: 50 by default (`KEEL_CRASH_ROUNDS` for more), seed 1
-//! (`KEEL_CRASH_SEED`).
+//! directory and must find every acknowledged write, intact, before it writes on.
+//! Rounds: 50 by default (`KEEL_CRASH_ROUNDS` for more), seed 1 (`KEEL_CRASH_SEED`).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness code")]
 
 use std::io::{BufRead, BufReader};

@@ -191,7 +191,10 @@ fn no_page_is_evicted_while_a_frame_is_free() {
         }
         assert_eq!(cache.stats().evictions, 0);
         for id in 1..=4 {
-            assert!(cache.try_get(f, PageId(id)).is_some(), "page {id} was evicted");
+            assert!(
+                cache.try_get(f, PageId(id)).is_some(),
+                "page {id} was evicted"
+            );
         }
         // With no frame free, a claim evicts.
         create(&cache, f, 15).await;
