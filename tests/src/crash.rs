@@ -30,8 +30,9 @@ pub enum Expect {
     Absent,
 }
 
-/// What the ledger says of a key's mark attribute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the ledger says of a key's mark attribute, in the order a set goes through (a
+/// set is issued before it is acknowledged, and never undone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Mark {
     /// No set issued: the item must be unmarked.
     No,
@@ -70,7 +71,7 @@ impl Ledger {
             "T" | "M" => {
                 let mark = if tag == "T" { Mark::Maybe } else { Mark::Yes };
                 if let Some((Expect::Present | Expect::Either, m)) = self.keys.get_mut(&key) {
-                    *m = (*m).max_with(mark);
+                    *m = (*m).max(mark);
                 }
             }
             _ => {}
@@ -124,18 +125,6 @@ pub fn item_for(key: &str) -> Item {
     item.insert("id".into(), Value::S(key.to_owned()));
     item.insert("payload".into(), Value::B(payload_for(key)));
     item
-}
-
-impl Mark {
-    /// The later of two states of one key's mark (a set is issued before it is
-    /// acknowledged, and never undone).
-    fn max_with(self, other: Mark) -> Mark {
-        match (self, other) {
-            (Mark::Yes, _) | (_, Mark::Yes) => Mark::Yes,
-            (Mark::Maybe, _) | (_, Mark::Maybe) => Mark::Maybe,
-            _ => Mark::No,
-        }
-    }
 }
 
 /// The attributes the writer sets on `key`'s item to mark it: derived from the key too.

@@ -631,13 +631,19 @@ impl Engine {
         attributes: &Item,
     ) -> Result<bool, EngineError> {
         let (p, skey) = self.keyed(partition, key)?;
-        let sets: Vec<(&str, &Value)> = attributes.iter().map(|(n, v)| (n.as_str(), v)).collect();
         let mut encoded = Vec::new();
         encode_item(attributes, &mut encoded);
         let (guard, seek) = self.lock_and_seek(&p, &skey).await?;
         let Some(value) = p
             .tree
-            .seek_value(&seek, |stored| set_on(stored, &sets, p.id))
+            .seek_value(&seek, |stored| {
+                let out = with_attributes(stored, attributes, p.id)?;
+                // Within the size limit by the bound on the new encoding's length; a
+                // longer one is sized by the general path.
+                Ok::<_, EngineError>(
+                    (out.len() * SIZE_PER_ENCODED_BYTE_MAX <= ITEM_BYTES_MAX).then_some(out),
+                )
+            })
             .await?
             .transpose()?
             .flatten()
@@ -997,19 +1003,20 @@ fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
-/// The new encoding of the item encoded in `stored` with the top-level attributes `sets`
-/// (sorted by name) put in; `None` if it might exceed the item size limit.
-fn set_on(
+/// The encoding of the item encoded in `stored` with the top-level attributes of
+/// `attributes` put in (`set_top_level`: the stored item is walked, not decoded).
+fn with_attributes(
     stored: &[u8],
-    sets: &[(&str, &Value)],
+    attributes: &Item,
     partition: PartitionId,
-) -> Result<Option<Vec<u8>>, EngineError> {
+) -> Result<Vec<u8>, EngineError> {
+    let sets: Vec<(&str, &Value)> = attributes.iter().map(|(n, v)| (n.as_str(), v)).collect();
     let mut out = Vec::with_capacity(stored.len() + 64);
-    set_top_level(stored, sets, &mut out).map_err(|source| EngineError::CorruptItem {
+    set_top_level(stored, &sets, &mut out).map_err(|source| EngineError::CorruptItem {
         partition: partition.0,
         source,
     })?;
-    Ok((out.len() * SIZE_PER_ENCODED_BYTE_MAX <= ITEM_BYTES_MAX).then_some(out))
+    Ok(out)
 }
 
 /// Applies a logged mutation to its partition's tree (replay).
@@ -1023,13 +1030,11 @@ async fn apply(p: &Partition, m: Mutation<'_>, lsn: u64) -> Result<(), EngineErr
             tree.delete(key, lsn).await?;
         }
         Mutation::Set { key, attributes } => {
-            let corrupt = |source| EngineError::CorruptItem {
-                partition: p.id.0,
-                source,
-            };
-            let attributes = decode_item(attributes).map_err(corrupt)?;
-            let sets: Vec<(&str, &Value)> =
-                attributes.iter().map(|(n, v)| (n.as_str(), v)).collect();
+            let attributes =
+                decode_item(attributes).map_err(|source| EngineError::CorruptItem {
+                    partition: p.id.0,
+                    source,
+                })?;
             let Some(stored) = tree.get(key).await? else {
                 return Err(EngineError::SetOfAbsentItem {
                     partition: p.id.0,
@@ -1037,8 +1042,7 @@ async fn apply(p: &Partition, m: Mutation<'_>, lsn: u64) -> Result<(), EngineErr
                 });
             };
             // The size bound held when the record was logged, onto this same item.
-            let mut value = Vec::with_capacity(stored.len() + 64);
-            set_top_level(&stored, &sets, &mut value).map_err(corrupt)?;
+            let value = with_attributes(&stored, &attributes, p.id)?;
             tree.put(key, &value, lsn).await?;
         }
     }
