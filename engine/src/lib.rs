@@ -5,6 +5,7 @@
 //! - [`page_cache`]: the fixed-size per-shard page cache every tree reads through.
 //! - [`shard`]: the engine: typed items over the WAL and the trees, recovery, checkpoints.
 //! - [`node`]: a keel node: shards per core, the protocol server, the catalog, routing.
+//! - [`signal`]: a notifier for the tasks of one executor.
 //! - [`error`]: storage errors.
 
 pub mod btree;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod node;
 pub mod page_cache;
 pub mod shard;
+pub mod signal;
 pub mod wal;
 
 pub use error::StorageError;

@@ -11,7 +11,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use event_listener::Event;
+use crate::signal::Signal;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use keel_net::codec::{
@@ -31,7 +31,7 @@ struct Outbox {
     buf: RefCell<Vec<u8>>,
     /// Fired when bytes are added, when the writer drains the buffer, and when a request
     /// finishes.
-    changed: Event,
+    changed: Signal,
     /// The writer failed or the connection is closing: nothing more is written.
     closed: Cell<bool>,
     in_flight: Cell<usize>,
@@ -41,14 +41,14 @@ impl Outbox {
     fn push(&self, request_id: u64, response: &Response) {
         if !self.closed.get() {
             encode_response(request_id, response, &mut self.buf.borrow_mut());
-            self.changed.notify(usize::MAX);
+            self.changed.notify();
         }
     }
 
     fn push_error(&self, request_id: u64, code: ErrorCode, message: String) {
         if !self.closed.get() {
             error_frame(request_id, code, message, &mut self.buf.borrow_mut());
-            self.changed.notify(usize::MAX);
+            self.changed.notify();
         }
     }
 
@@ -71,7 +71,7 @@ async fn write_loop(outbox: Rc<Outbox>, mut writer: futures_lite::io::WriteHalf<
             .wait_until(|o| !o.buf.borrow().is_empty() || o.closed.get())
             .await;
         std::mem::swap(&mut sending, &mut *outbox.buf.borrow_mut());
-        outbox.changed.notify(usize::MAX);
+        outbox.changed.notify();
         if sending.is_empty() {
             break;
         }
@@ -82,7 +82,7 @@ async fn write_loop(outbox: Rc<Outbox>, mut writer: futures_lite::io::WriteHalf<
         sending.clear();
         if result.is_err() {
             outbox.closed.set(true);
-            outbox.changed.notify(usize::MAX);
+            outbox.changed.notify();
             break;
         }
     }
@@ -99,7 +99,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let (mut reader, writer) = futures_lite::io::split(stream);
     let outbox = Rc::new(Outbox {
         buf: RefCell::new(Vec::new()),
-        changed: Event::new(),
+        changed: Signal::new(),
         closed: Cell::new(false),
         in_flight: Cell::new(0),
     });
@@ -108,6 +108,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let mut decoder = FrameDecoder::new(FRAME_BODY_BYTES_MAX);
     let mut buf = vec![0u8; READ_BYTES];
     let mut greeted = false;
+    // One listener for the connection's life: the node's hang-up ends any read.
+    let mut hang_up = std::pin::pin!(shard.hang_up.listen());
     loop {
         if outbox.closed.get() {
             break;
@@ -118,13 +120,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 outbox
                     .wait_until(|o| o.buf.borrow().len() < OUTBOX_BYTES_MAX || o.closed.get())
                     .await;
-                let hang_up = shard.hang_up.listen();
                 if shard.hung_up.get() {
                     break;
                 }
                 let read =
                     futures_lite::future::or(async { Some(reader.read(&mut buf).await) }, async {
-                        hang_up.await;
+                        hang_up.as_mut().await;
                         None
                     });
                 match read.await {
@@ -208,7 +209,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             let response = shard.handle(request).await;
             out.push(id, &response);
             out.in_flight.set(out.in_flight.get() - 1);
-            out.changed.notify(usize::MAX);
+            out.changed.notify();
             drop(guard);
         });
         // Most requests (a GetItem from cache, a bad key) finish without waiting: carry
@@ -226,8 +227,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         .wait_until(|o| o.in_flight.get() == 0 || o.closed.get())
         .await;
     outbox.closed.set(true);
-    outbox.changed.notify(usize::MAX);
+    outbox.changed.notify();
     writer_task.await;
     shard.connections.set(shard.connections.get() - 1);
-    shard.connection_ended.notify(usize::MAX);
+    shard.connection_ended.notify();
 }

@@ -26,7 +26,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_listener::Event;
+use crate::signal::Signal;
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -458,11 +458,11 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
         ddl_lock: glommio::sync::Semaphore::new(1),
         in_flight: Cell::new(0),
         closing: Cell::new(false),
-        idle: Event::new(),
+        idle: Signal::new(),
         hung_up: Cell::new(false),
-        hang_up: Event::new(),
+        hang_up: Signal::new(),
         connections: Cell::new(0),
-        connection_ended: Event::new(),
+        connection_ended: Signal::new(),
     });
     for (_, rx) in receivers.streams() {
         let shard = shard.clone();
@@ -481,7 +481,7 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
     };
     *shard.catalog.borrow_mut() = catalog;
     *shard.shard_addrs.borrow_mut() = addrs;
-    let closing = Rc::new(Event::new());
+    let closing = Rc::new(Signal::new());
     for listener in [shared, own] {
         let shard = shard.clone();
         let closing = closing.clone();
@@ -496,7 +496,7 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
         }
     }
     shard.closing.set(true);
-    closing.notify(usize::MAX);
+    closing.notify();
     let drained = wait_until(&shard.idle, || shard.in_flight.get() == 0);
     let timeout = glommio::timer::sleep(s.config.drain_timeout);
     futures_lite::future::or(drained, timeout).await;
@@ -510,7 +510,7 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
     // Every shard is drained: hang up on the clients (they see the end of the stream, not
     // a silent socket), then close the engine.
     shard.hung_up.set(true);
-    shard.hang_up.notify(usize::MAX);
+    shard.hang_up.notify();
     let hung_up = wait_until(&shard.connection_ended, || shard.connections.get() == 0);
     futures_lite::future::or(hung_up, glommio::timer::sleep(s.config.drain_timeout)).await;
     let (e, w) = (engine.stats(), engine.wal_stats());
@@ -531,7 +531,7 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
 }
 
 /// Resolves once `done` holds, checking it again whenever `changed` fires.
-async fn wait_until(changed: &Event, done: impl Fn() -> bool) {
+async fn wait_until(changed: &Signal, done: impl Fn() -> bool) {
     loop {
         let l = changed.listen();
         if done() {
@@ -548,7 +548,7 @@ async fn close(engine: Engine) -> Result<(), String> {
         .map_err(|e| format!("closing the engine: {e}"))
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, closing: Rc<Event>) {
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, closing: Rc<Signal>) {
     loop {
         let stop = closing.listen();
         if shard.closing.get() {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use event_listener::Event;
+use crate::signal::Signal;
 use glommio::channels::channel_mesh::Senders;
 use keel_net::codec::{
     BatchGetItem, BatchGetOk, BatchWriteItem, CreateTable, DeleteItem, ErrorCode, ErrorResponse,
@@ -121,15 +121,15 @@ pub struct Shard {
     /// Set when the node is shutting down: new requests are refused.
     pub closing: Cell<bool>,
     /// Fired when `in_flight` drops to zero.
-    pub idle: Event,
+    pub idle: Signal,
     /// Set when the node closes after draining: connections stop reading and close.
     pub hung_up: Cell<bool>,
     /// Fired once, when `hung_up` is set.
-    pub hang_up: Event,
+    pub hang_up: Signal,
     /// Client connections open on this shard.
     pub connections: Cell<usize>,
     /// Fired whenever a connection ends.
-    pub connection_ended: Event,
+    pub connection_ended: Signal,
 }
 
 /// Counts a client request in flight while it lives.
@@ -151,7 +151,7 @@ impl Drop for InFlight {
         let n = self.0.in_flight.get() - 1;
         self.0.in_flight.set(n);
         if n == 0 {
-            self.0.idle.notify(usize::MAX);
+            self.0.idle.notify();
         }
     }
 }

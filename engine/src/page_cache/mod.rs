@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
-use event_listener::Event;
+use crate::signal::Signal;
 
 use crate::btree::file::PageFile;
 use crate::btree::page::{self, PageId, PAGE_BYTES};
@@ -114,9 +114,9 @@ pub struct PageCache<F: PageFile> {
     frames: Vec<RefCell<Box<[u8]>>>,
     state: RefCell<CacheState<F>>,
     /// Fired whenever a frame is unpinned, loaded or written back.
-    changed: Event,
+    changed: Signal,
     /// Fired when a claim passed over dirty frames: the cleaner should write some back.
-    cleaner_kick: Event,
+    cleaner_kick: Signal,
     /// Whether a cleaner task is running (claims then prefer clean frames).
     cleaner_running: Cell<bool>,
     /// Asks the cleaner to stop.
@@ -156,8 +156,8 @@ impl<F: PageFile> PageCache<F> {
                 next_file: 0,
                 stats: CacheStats::default(),
             }),
-            changed: Event::new(),
-            cleaner_kick: Event::new(),
+            changed: Signal::new(),
+            cleaner_kick: Signal::new(),
             cleaner_running: Cell::new(false),
             cleaner_stop: Cell::new(false),
         })
@@ -224,7 +224,7 @@ impl<F: PageFile> PageCache<F> {
         }
         s.files.remove(&file);
         drop(s);
-        self.changed.notify(usize::MAX);
+        self.changed.notify();
     }
 
     fn file(&self, file: FileId) -> Rc<F> {
@@ -300,14 +300,14 @@ impl<F: PageFile> PageCache<F> {
         s.meta[i].loading = false;
         match result {
             Ok(()) => {
-                self.changed.notify(usize::MAX);
+                self.changed.notify();
                 Ok(self.pin_ref(i, id))
             }
             Err(e) => {
                 // Never keep a page that failed: the next reader retries and fails again.
                 s.map.remove(&(file, id));
                 Self::free_frame(&mut s, i);
-                self.changed.notify(usize::MAX);
+                self.changed.notify();
                 Err(e)
             }
         }
@@ -455,7 +455,7 @@ impl<F: PageFile> PageCache<F> {
                     }
                 }
                 if dirty_seen.is_some() {
-                    self.cleaner_kick.notify(1);
+                    self.cleaner_kick.notify();
                 }
                 if found.is_none() {
                     // Only dirty frames are free: write one back here after all.
@@ -540,7 +540,7 @@ impl<F: PageFile> PageCache<F> {
             Self::leave_if_discarded(&mut s, i);
         }
         drop(s);
-        self.changed.notify(usize::MAX);
+        self.changed.notify();
         result.map(|()| taken.len())
     }
 
@@ -651,7 +651,7 @@ impl<F: PageFile> PageCache<F> {
     /// Asks the cleaner to stop (it ends at its next wake-up, which this triggers).
     pub fn stop_cleaner(&self) {
         self.cleaner_stop.set(true);
-        self.cleaner_kick.notify(usize::MAX);
+        self.cleaner_kick.notify();
     }
 
     /// Dirty frames of `file` right now.
@@ -685,7 +685,7 @@ impl<F: PageFile> PageCache<F> {
         s.meta[i].pins -= 1;
         Self::leave_if_discarded(&mut s, i);
         if s.meta[i].pins == 0 {
-            self.changed.notify(usize::MAX);
+            self.changed.notify();
         }
     }
 }

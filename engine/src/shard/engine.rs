@@ -24,7 +24,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use event_listener::Event;
+use crate::signal::Signal;
 use glommio::sync::RwLock;
 use keel_net::model::{set_top_level, SIZE_PER_ENCODED_BYTE_MAX};
 use keel_net::{
@@ -164,10 +164,10 @@ struct Inner {
     stats: Cell<EngineStats>,
     /// WAL bytes written when the last checkpoint began.
     checkpoint_mark_bytes: Cell<u64>,
-    checkpoint_due: Event,
+    checkpoint_due: Signal,
     checkpoint_running: Cell<bool>,
     /// Fired when a checkpoint ends.
-    checkpoint_finished: Event,
+    checkpoint_finished: Signal,
     closing: Cell<bool>,
 }
 
@@ -280,9 +280,9 @@ impl Engine {
                 failed: RefCell::new(None),
                 stats: Cell::new(EngineStats::default()),
                 checkpoint_mark_bytes: Cell::new(0),
-                checkpoint_due: Event::new(),
+                checkpoint_due: Signal::new(),
                 checkpoint_running: Cell::new(false),
-                checkpoint_finished: Event::new(),
+                checkpoint_finished: Signal::new(),
                 closing: Cell::new(false),
             }),
         };
@@ -853,7 +853,7 @@ impl Engine {
         if written.saturating_sub(inner.checkpoint_mark_bytes.get())
             >= inner.options.checkpoint_wal_bytes
         {
-            inner.checkpoint_due.notify(1);
+            inner.checkpoint_due.notify();
         }
     }
 
@@ -913,7 +913,7 @@ impl Engine {
             "checkpoint"
         );
         inner.checkpoint_running.set(false);
-        inner.checkpoint_finished.notify(usize::MAX);
+        inner.checkpoint_finished.notify();
         if let Err(e) = &result {
             return Err(self.fail(format!("checkpoint: {e}")));
         }
@@ -988,7 +988,7 @@ impl Engine {
             self.checkpoint().await?;
         }
         self.inner.closing.set(true);
-        self.inner.checkpoint_due.notify(usize::MAX);
+        self.inner.checkpoint_due.notify();
         self.inner.cache.stop_cleaner();
         self.inner.wal.clone().close().await?;
         Ok(())
