@@ -115,6 +115,16 @@ fn next_answer(
     }
 }
 
+/// The next answer of `socket` as an outcome, reading as needed.
+fn next_outcome(socket: &mut Socket<Scripted>, chunk: &mut [u8]) -> (Pending, Outcome) {
+    loop {
+        if let Some(got) = socket.answer_outcome().unwrap() {
+            return got;
+        }
+        socket.fill(chunk).unwrap();
+    }
+}
+
 #[test]
 fn answers_are_taken_in_the_order_they_arrive() {
     let input = frames(&[(2, found(2)), (0, found(0)), (3, found(3)), (1, found(1))]);
@@ -239,6 +249,51 @@ fn a_request_over_the_frame_limit_is_not_queued() {
     assert!(socket.out.is_empty());
     assert!(!socket.pending.contains_key(&1));
     assert_eq!(socket.queue(&get_request(1), read_of(1)), Some(1));
+}
+
+#[test]
+fn an_answer_settles_as_its_full_decode_would_without_decoding_items() {
+    let throttled = Response::Error(ErrorResponse::new(ErrorCode::Throttled, "slow down"));
+    let invalid = Response::Error(ErrorResponse::new(ErrorCode::Validation, "no"));
+    let names = Response::TableNames {
+        tables: vec![],
+        last: None,
+    };
+    let answers = [
+        (0, found(0)),
+        (1, Response::Item(None)),
+        (2, throttled),
+        (3, invalid),
+        (4, names),
+    ];
+    let mut socket = socket(answers.len() as u64, frames(&answers), None);
+    let mut chunk = vec![0u8; 64];
+    for (id, response) in answers {
+        let got = loop {
+            if let Some(got) = socket.answer_outcome().unwrap() {
+                break got;
+            }
+            socket.fill(&mut chunk).unwrap();
+        };
+        assert_eq!(
+            got,
+            (read_of(id), outcome_of(response, true)),
+            "answer {id}"
+        );
+    }
+    // A write answered with no item is done, not a miss.
+    let mut write = Socket::new(
+        "scripted",
+        100,
+        Scripted::new(frames(&[(0, Response::Item(None))]), 7, None),
+    );
+    let pending = Pending {
+        op: 9,
+        index: 0,
+        is_read: false,
+    };
+    assert_eq!(write.queue(&get_request(0), pending), Some(0));
+    assert_eq!(next_outcome(&mut write, &mut chunk), (pending, Outcome::Ok));
 }
 
 #[test]
