@@ -7,9 +7,11 @@
 //! - [`node`]: a keel node: shards per core, the protocol server, the catalog, routing.
 //! - [`signal`]: a notifier for the tasks of one executor.
 //! - [`error`]: storage errors.
+//! - [`fuzz`]: fuzz bodies for the decoders of on-disk bytes (tests and `engine/fuzz`).
 
 pub mod btree;
 pub mod error;
+pub mod fuzz;
 pub mod node;
 pub mod page_cache;
 pub mod shard;

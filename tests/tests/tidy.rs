@@ -18,6 +18,8 @@ const PURE: &[&str] = &[
     "engine/src/wal/segment.rs",
     "engine/src/wal/batch.rs",
     "engine/src/wal/recovery.rs",
+    "engine/src/fuzz.rs",
+    "engine/src/fuzz",
     "net/src/model",
     "net/src/codec",
     "net/src/client/route.rs",

@@ -128,8 +128,10 @@ pub fn decide(slot_a: &[u8], slot_b: &[u8], file_bytes: u64) -> SuperblockCase {
     let a = Superblock::decode(slot_a);
     let b = Superblock::decode(slot_b);
     let all_zero = slot_a.iter().chain(slot_b).all(|&x| x == 0);
-    // A file created but never checkpointed (a crash during creation) is still fresh.
-    let fresh = file_bytes == 0 || (all_zero && file_bytes <= super::page::PAGE_BYTES as u64);
+    // A file created but never checkpointed (a crash during creation) is still fresh. A
+    // valid slot is never ignored, not even beside a length of 0 (read as zeros by callers).
+    let empty = file_bytes == 0 || (all_zero && file_bytes <= super::page::PAGE_BYTES as u64);
+    let fresh = a.is_none() && b.is_none() && empty;
     let rows: [(&str, bool, SuperblockCase); 5] = [
         ("empty file", fresh, SuperblockCase::Fresh),
         (
@@ -159,7 +161,7 @@ pub fn decide(slot_a: &[u8], slot_b: &[u8], file_bytes: u64) -> SuperblockCase {
     ];
     let mut matched = rows.iter().filter(|(_, when, _)| *when);
     let first = matched.next();
-    // "empty file" and a one-sided row cannot both hold: an all-zero slot never decodes.
+    // "empty file" and a one-sided row cannot both hold: "empty file" needs no valid slot.
     assert!(
         matched.next().is_none(),
         "superblock decision table: two rows match"

@@ -138,7 +138,12 @@ pub fn check_batch(bytes: &[u8], expected: Lsn) -> BatchCheck {
                 if lsn != next || batch_lsn != expected {
                     return damaged(bytes, offset);
                 }
-                next = next.next();
+                // A record at LSN u64::MAX leaves no LSN for the batch end: damage, not a
+                // panic in `Lsn::next`.
+                let Some(after) = next.0.checked_add(1) else {
+                    return damaged(bytes, offset);
+                };
+                next = Lsn(after);
                 offset += frame.bytes();
             }
             Ok(frame @ Frame::BatchEnd { lsn, batch_lsn }) => {
@@ -225,7 +230,7 @@ pub fn walk_segment(segment: &[u8], header: &SegmentHeader) -> SegmentWalk {
                 // The segment ends inside the batch: only a torn write or damage does that.
                 let (expected_crc, actual_crc) = frame_crcs(rest);
                 let stop = Stop::Damaged {
-                    offset: 0,
+                    offset,
                     expected_crc,
                     actual_crc,
                 };
@@ -1030,6 +1035,30 @@ mod tests {
         sim.images[slot as usize][at..at + BLOCK_BYTES].fill(0x5A);
         let tail = sim.recover().unwrap().tail.unwrap();
         assert!(tail.torn, "{}", tail.label);
+    }
+
+    #[test]
+    fn a_segment_that_ends_inside_a_batch_is_corrupt_at_that_batch() {
+        let mut sim = Sim::new(SEGMENT_BYTES);
+        let mut b = 0u8;
+        while sim.chain.len() < 2 {
+            sim.append_batch(&payloads(&[200, 200], b));
+            b = b.wrapping_add(1);
+        }
+        // The last batch of the first segment, cut inside its first record.
+        let first = sim.chain[0];
+        let (slot, at, _, _) = sim
+            .batches
+            .iter()
+            .rev()
+            .find(|(s, ..)| *s == first)
+            .cloned()
+            .unwrap();
+        sim.images[slot as usize].truncate(at + 100);
+        match sim.recover() {
+            Err(WalError::Corrupt { offset, .. }) => assert_eq!(offset, at as u64),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
     }
 
     #[test]
