@@ -13,6 +13,9 @@
 #   bench/compare.sh                        # 1M records, workloads a and c, 3 runs of 30 s
 #   RECORDS=100000 DURATION=10 RUNS=1 bench/compare.sh     # a quick look
 #
+# Before each run the other server must be idle (redis: no AOF rewrite in progress; both:
+# under 2% of a CPU for a second), at most 120 s of waiting.
+#
 # Settings (environment): RECORDS, WORKLOADS ("a c"), RUNS, DURATION, WARMUP, CONNECTIONS,
 # DEPTH, THREADS (generator threads driving the connections; default one per connection),
 # SHARDS, KEEL_CACHE_MIB (page cache per shard), OUT (results directory), KEEL_PORT,
@@ -42,6 +45,7 @@ OUT=${OUT:-$ROOT/bench-results/$(date +%Y%m%d-%H%M%S)}
 BIN=$ROOT/target/release
 
 command -v redis-server >/dev/null || { echo "redis-server is not installed" >&2; exit 2; }
+command -v redis-cli >/dev/null || { echo "redis-cli is not installed (redis-tools)" >&2; exit 2; }
 mkdir -p "$OUT"
 echo "results in $OUT"
 (cd "$ROOT" && cargo build --release -p keel-tools -p keel-bench)
@@ -73,6 +77,41 @@ wait_for_port() {  # pid port
     done
     echo "port $2 not open after 30 s" >&2
     return 1
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# Waits (at most 120 s) until the server `name` is idle: for redis, no AOF rewrite or
+# background save running (redis rewrites its AOF in a forked child each time the file
+# has doubled; the load triggers several, and the last one often runs ~20 s past the end
+# of the load, a CPU and the disk) and then, for either server, under 2% of a CPU used
+# over one second (keel finishing a checkpoint). A run starts only once the other server
+# is quiet, so that one server's background work does not fall on the other's runs.
+wait_quiet() {  # name
+    local pid tries=0
+    if [ "$1" = redis ]; then pid=$REDIS_PID; else pid=$KEEL_PID; fi
+    while [ "$tries" -lt 120 ]; do
+        tries=$((tries + 1))
+        if [ "$1" = redis ]; then
+            local info
+            info=$(redis-cli -p "$REDIS_PORT" INFO persistence 2>/dev/null | tr -d '\r')
+            if ! grep -q '^aof_rewrite_in_progress:0' <<<"$info" \
+                || ! grep -q '^aof_rewrite_scheduled:0' <<<"$info" \
+                || ! grep -q '^rdb_bgsave_in_progress:0' <<<"$info"; then
+                sleep 1
+                continue
+            fi
+        fi
+        local before after
+        before=$(cpu_ticks "$pid")
+        sleep 1
+        after=$(cpu_ticks "$pid")
+        if [ $((after - before)) -le 2 ]; then
+            [ "$tries" -gt 1 ] && echo "($1 was busy; waited ${tries} s before the next run)"
+            return 0
+        fi
+    done
+    echo "warning: $1 still busy after 120 s; running anyway" >&2
 }
 
 # The node's port opens when every shard serves (it binds only once every engine is
@@ -117,6 +156,7 @@ load() {  # name
 }
 
 run_one() {  # name workload run
+    if [ "$1" = keel ]; then wait_quiet redis; else wait_quiet keel; fi
     echo "== $1: workload $2, run $3 of $RUNS"
     bench "$(target_of "$1")" "$(placement_of "$1")" --phase run --workload "$2" \
         --json "$OUT/$1-$2-$3.json" | tee "$OUT/$1-$2-$3.txt"
