@@ -5,12 +5,14 @@
 //! - [`codec`]: the wire protocol's requests, responses and frames.
 //! - [`expr`]: DynamoDB expressions (condition, filter, update, key condition, projection):
 //!   parsing and evaluation against items, pure code.
+//! - [`fuzz_input`]: seeded inputs for the stable runs of the fuzz bodies.
 //! - [`model`]: items, values, exact decimal numbers, the item binary encoding, key schemas,
 //!   primary keys, the partition hash and the order-preserving storage-key encoding.
 
 pub mod client;
 pub mod codec;
 pub mod expr;
+pub mod fuzz_input;
 pub mod model;
 
 pub use model::{

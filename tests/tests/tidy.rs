@@ -21,6 +21,7 @@ const PURE: &[&str] = &[
     "engine/src/fuzz.rs",
     "engine/src/fuzz",
     "net/src/model",
+    "net/src/fuzz_input.rs",
     "net/src/codec",
     "net/src/client/route.rs",
     "net/src/client/typed.rs",

@@ -3,83 +3,16 @@
 
 use std::collections::BTreeSet;
 
+use keel_net::fuzz_input::{mutate, mutate_at, Prng};
 use keel_net::{KeyAttribute, KeySchema, KeyType};
 
 use super::*;
 use crate::node::catalog::Catalog;
 use crate::shard::mutation::Mutation;
 
-/// splitmix64: a small seeded generator, so that every run sees the same inputs.
-struct Prng(u64);
-
-impl Prng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in 0..bound (bound > 0).
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next_u64() % bound as u64) as usize
-    }
-
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next_u64() as u8).collect()
-    }
-
-    /// Fewer than `bound` random bytes.
-    fn bytes_below(&mut self, bound: usize) -> Vec<u8> {
-        let n = self.below(bound);
-        self.bytes(n)
-    }
-}
-
-/// Applies one random mutation: flip a bit, set a byte to an edge value, insert, delete,
-/// truncate or duplicate a run.
-fn mutate(prng: &mut Prng, bytes: &mut Vec<u8>) {
-    if bytes.is_empty() {
-        bytes.push(prng.next_u64() as u8);
-        return;
-    }
-    let at = prng.below(bytes.len());
-    match prng.below(6) {
-        0 | 1 => mutate_at(prng, bytes, at),
-        2 => bytes.insert(at, prng.next_u64() as u8),
-        3 => {
-            bytes.remove(at);
-        }
-        4 => bytes.truncate(at),
-        _ => {
-            let end = (at + 1 + prng.below(8)).min(bytes.len());
-            let run = bytes[at..end].to_vec();
-            bytes.splice(at..at, run);
-        }
-    }
-}
-
-/// Changes the byte at `at` (if any) in place: a flipped bit, an edge value, or +-1.
-fn mutate_at(prng: &mut Prng, bytes: &mut [u8], at: usize) {
-    let Some(b) = bytes.get_mut(at) else {
-        return;
-    };
-    *b = match prng.below(4) {
-        0 => *b ^ (1 << prng.below(8)),
-        1 => [0x00, 0x01, 0x02, 0x7F, 0x80, 0xFF][prng.below(6)],
-        2 => b.wrapping_add(1),
-        _ => b.wrapping_sub(1),
-    };
-}
-
 #[test]
 fn mutation_body_survives_random_and_mutated_payloads() {
-    let mut prng = Prng(0x6B65_656C_E001);
+    let mut prng = Prng::new(0x6B65_656C_E001);
     let mut decoded = 0usize;
     for round in 0..20_000 {
         let bytes = if round % 4 == 0 {
@@ -157,7 +90,7 @@ fn wal_input(selector: u8, first: Lsn) -> Vec<u8> {
 
 #[test]
 fn wal_frames_body_survives_random_and_mutated_logs() {
-    let mut prng = Prng(0x6B65_656C_E002);
+    let mut prng = Prng::new(0x6B65_656C_E002);
     let (mut valid, mut damaged, mut other) = (0usize, 0usize, 0usize);
     for round in 0..5_000 {
         let first = Lsn(1 + prng.below(1_000) as u64);
@@ -202,7 +135,7 @@ fn wal_frames_body_survives_random_and_mutated_logs() {
 
 #[test]
 fn wal_frames_body_checks_flipped_batches() {
-    let mut prng = Prng(0x6B65_656C_E003);
+    let mut prng = Prng::new(0x6B65_656C_E003);
     for _ in 0..4_000 {
         let mut input = wal_input(2 | prng.below(2) as u8, Lsn(prng.next_u64()));
         input.push(prng.next_u64() as u8);
@@ -297,7 +230,7 @@ fn any_page(prng: &mut Prng) -> Vec<u8> {
 
 #[test]
 fn page_body_survives_random_and_mutated_pages() {
-    let mut prng = Prng(0x6B65_656C_E004);
+    let mut prng = Prng::new(0x6B65_656C_E004);
     let (mut verified, mut malformed) = (0usize, 0usize);
     for round in 0..3_000 {
         let selector = prng.below(4) as u8;
@@ -379,7 +312,7 @@ fn slot(prng: &mut Prng) -> Vec<u8> {
 
 #[test]
 fn superblock_body_survives_random_and_mutated_slots() {
-    let mut prng = Prng(0x6B65_656C_E005);
+    let mut prng = Prng::new(0x6B65_656C_E005);
     let mut used = 0usize;
     for _ in 0..5_000 {
         let file_bytes = match prng.below(8) {
@@ -410,7 +343,7 @@ fn superblock_body_survives_random_and_mutated_slots() {
 /// both "empty file" and "only A valid" and panicked). The valid slot is used.
 #[test]
 fn a_valid_slot_in_an_empty_file_is_used_not_a_panic() {
-    let sb = superblock(&mut Prng(1));
+    let sb = superblock(&mut Prng::new(1));
     let mut valid = vec![0u8; SUPERBLOCK_BYTES];
     sb.encode(&mut valid);
     let zeros = vec![0u8; SUPERBLOCK_BYTES];
@@ -454,7 +387,7 @@ fn catalog(prng: &mut Prng) -> Catalog {
 
 #[test]
 fn catalog_body_survives_random_and_mutated_catalogs() {
-    let mut prng = Prng(0x6B65_656C_E006);
+    let mut prng = Prng::new(0x6B65_656C_E006);
     let mut decoded = 0usize;
     for round in 0..10_000 {
         let selector = prng.below(2) as u8;

@@ -3,32 +3,8 @@
 use super::body_tests::{request_bytes, response_bytes};
 use crate::codec::fuzz::fuzz_frames;
 use crate::codec::*;
-use crate::model::tests::strategies::Prng;
+use crate::fuzz_input::{mutate, Prng};
 use crate::model::{Item, Value};
-
-/// Applies one random mutation: flip a bit, set a byte to an edge value, insert, delete,
-/// truncate or duplicate a run.
-fn mutate(prng: &mut Prng, bytes: &mut Vec<u8>) {
-    if bytes.is_empty() {
-        bytes.push(prng.next_u64() as u8);
-        return;
-    }
-    let at = prng.below(bytes.len());
-    match prng.below(6) {
-        0 => bytes[at] ^= 1 << prng.below(8),
-        1 => bytes[at] = [0x00, 0x01, 0x7F, 0x80, 0xFF][prng.below(5)],
-        2 => bytes.insert(at, prng.next_u64() as u8),
-        3 => {
-            bytes.remove(at);
-        }
-        4 => bytes.truncate(at),
-        _ => {
-            let end = (at + 1 + prng.below(8)).min(bytes.len());
-            let run = bytes[at..end].to_vec();
-            bytes.splice(at..at, run);
-        }
-    }
-}
 
 fn text(prng: &mut Prng) -> String {
     ["", "t", "users", "#a", "é\0"][prng.below(5)].to_owned()

@@ -1,32 +1,8 @@
 //! Seeded runs of the fuzz bodies over random and mutated inputs.
 
-use super::strategies::Prng;
+use crate::fuzz_input::{mutate, Prng};
 use crate::model::fuzz::{fuzz_item_decode, fuzz_schema, fuzz_storage_key_decode};
 use crate::model::{decode_storage_key, encode_item, encode_storage_key, KeyValue, PrimaryKey};
-
-/// Applies one random mutation: flip a bit, set a byte to an edge value, insert, delete,
-/// truncate or duplicate a run.
-fn mutate(prng: &mut Prng, bytes: &mut Vec<u8>) {
-    if bytes.is_empty() {
-        bytes.push(prng.next_u64() as u8);
-        return;
-    }
-    let at = prng.below(bytes.len());
-    match prng.below(6) {
-        0 => bytes[at] ^= 1 << prng.below(8),
-        1 => bytes[at] = [0x00, 0x01, 0x7F, 0x80, 0xFF][prng.below(5)],
-        2 => bytes.insert(at, prng.next_u64() as u8),
-        3 => {
-            bytes.remove(at);
-        }
-        4 => bytes.truncate(at),
-        _ => {
-            let end = (at + 1 + prng.below(8)).min(bytes.len());
-            let run = bytes[at..end].to_vec();
-            bytes.splice(at..at, run);
-        }
-    }
-}
 
 #[test]
 fn item_decode_survives_random_and_mutated_inputs() {

@@ -1,9 +1,11 @@
-//! Proptest strategies and a seeded PRNG shared by the model tests.
+//! Proptest strategies, and valid values drawn from the shared seeded PRNG, for the model
+//! tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
+pub use crate::fuzz_input::Prng;
 use crate::model::{Item, KeyValue, Number, Value};
 
 /// 10^d for d in 0..=38.
@@ -96,34 +98,8 @@ pub fn item() -> impl Strategy<Value = Item> {
     proptest::collection::btree_map(name(), value(), 0..6)
 }
 
-/// A small seeded PRNG (SplitMix64) so fuzz runs are reproducible from their seed.
-pub struct Prng(u64);
-
+/// Valid values for the fuzz tests, on top of the shared seeded generator.
 impl Prng {
-    /// A PRNG from a seed.
-    pub fn new(seed: u64) -> Prng {
-        Prng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in 0..bound (bound > 0).
-    pub fn below(&mut self, bound: usize) -> usize {
-        (self.next_u64() % bound as u64) as usize
-    }
-
-    /// True with probability 1/n.
-    pub fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-
     /// A random valid number.
     pub fn number(&mut self) -> Number {
         loop {
@@ -143,17 +119,13 @@ impl Prng {
             .collect()
     }
 
-    fn bytes(&mut self) -> Vec<u8> {
-        (0..self.below(5)).map(|_| self.next_u64() as u8).collect()
-    }
-
     /// A random valid value, nested at most `depth` more levels.
     pub fn value(&mut self, depth: usize) -> Value {
         let kinds = if depth == 0 { 8 } else { 10 };
         match self.below(kinds) {
             0 => Value::S(self.string()),
             1 => Value::N(self.number()),
-            2 => Value::B(self.bytes()),
+            2 => Value::B(self.bytes_below(5)),
             3 => Value::Bool(self.one_in(2)),
             4 => Value::Null,
             5 => Value::Ss(
@@ -168,7 +140,7 @@ impl Prng {
             ),
             7 => Value::Bs(
                 (0..1 + self.below(3))
-                    .map(|_| self.bytes())
+                    .map(|_| self.bytes_below(5))
                     .collect::<BTreeSet<_>>(),
             ),
             8 => Value::M(self.map(depth - 1)),
