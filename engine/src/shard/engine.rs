@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::Instant;
 
 use crate::signal::Signal;
 use glommio::sync::RwLock;
@@ -332,9 +333,12 @@ impl Engine {
             .min()
             .map_or(0, |l| l + 1)
             .max(inner.wal.first_lsn().0);
+        let began = Instant::now();
         let mut reader = inner.wal.reader(Lsn(from)).await?;
-        let mut replayed = 0u64;
+        let (mut replayed, mut read, mut payload_bytes) = (0u64, 0u64, 0u64);
         while let Some(record) = reader.next().await? {
+            read += 1;
+            payload_bytes += record.payload.len() as u64;
             if record.meta.kind != RecordKind::Data {
                 continue;
             }
@@ -360,6 +364,17 @@ impl Engine {
             apply(&p, m, record.lsn.0).await?;
             replayed += 1;
         }
+        // Start-up time after a crash is mostly this: operators size the checkpoint
+        // interval by it.
+        tracing::info!(
+            dir = %inner.options.dir.display(),
+            from_lsn = from,
+            records_read = read,
+            payload_mib = payload_bytes as f64 / f64::from(1 << 20),
+            records_applied = replayed,
+            took_ms = began.elapsed().as_secs_f64() * 1e3,
+            "wal replay"
+        );
         let mut s = inner.stats.get();
         s.replayed = replayed;
         inner.stats.set(s);
