@@ -5,8 +5,11 @@
 //! records per fdatasync.
 //!
 //! Knobs (environment): `KEEL_BENCH_SPIN_US` (the executor's spin before parking, default
-//! 0) and `KEEL_BENCH_CKPT_MIB` (WAL bytes between checkpoints, default 64; a large value
-//! keeps checkpoint write-backs out of the put figures).
+//! 0), `KEEL_BENCH_CKPT_MIB` (WAL bytes between checkpoints, default 64; a large value
+//! keeps checkpoint write-backs out of the put figures) and `KEEL_BENCH_CPU` (pin the
+//! executor to that CPU; unpinned by default). For the WAL writer thread's batches it
+//! also prints where a batch's time went: pickup (seal until the thread starts the
+//! write), pwrite, and reap (until the executor takes the result).
 //!
 //! Expected figures, sketched first: a put costs a tree edit (~2-5 us in cache) plus its
 //! share of one write + fdatasync (~90-300 us here); with n writers in lock step one
@@ -69,7 +72,14 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 fn executor() -> LocalExecutor {
     let spin_us = env_or("KEEL_BENCH_SPIN_US", 0);
-    LocalExecutorBuilder::new(Placement::Unbound)
+    let placement = match std::env::var("KEEL_BENCH_CPU")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(cpu) => Placement::Fixed(cpu),
+        None => Placement::Unbound,
+    };
+    LocalExecutorBuilder::new(placement)
         .io_memory(8 << 20)
         .spin_before_park(Duration::from_micros(spin_us))
         .make()
@@ -205,6 +215,16 @@ fn puts(c: &mut Criterion) {
             cpu.as_secs_f64() * 1e6 / ops as f64
         );
         let batches = (after.batches - before.batches).max(1) as f64;
+        let thread_batches = (after.thread_batches - before.thread_batches).max(1) as f64;
+        let per_thread_batch = |a: u64, b: u64| (a - b) as f64 / thread_batches;
+        eprintln!(
+            "put writers={writers}: writer-thread batches {}, each (us): pickup {:.0}, \
+             pwrite {:.0}, reap {:.0}",
+            after.thread_batches - before.thread_batches,
+            per_thread_batch(after.thread_pickup_us, before.thread_pickup_us),
+            per_thread_batch(after.thread_pwrite_us, before.thread_pwrite_us),
+            per_thread_batch(after.thread_reap_us, before.thread_reap_us),
+        );
         eprintln!(
             "put writers={writers}: {:.1} records per batch, {:.0} us per durable batch write, \
              {} rotations ({} waited for a spare)",

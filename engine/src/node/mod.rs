@@ -525,6 +525,9 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
         wal_rotation_stalls = w.rotation_stalls,
         wal_rotation_stall_ms = w.rotation_stall_us / 1000,
         wal_write_ms = w.write_us / 1000,
+        wal_thread_pickup_ms = w.thread_pickup_us / 1000,
+        wal_thread_pwrite_ms = w.thread_pwrite_us / 1000,
+        wal_thread_reap_ms = w.thread_reap_us / 1000,
         "shard counters since open"
     );
     close(engine).await

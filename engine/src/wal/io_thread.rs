@@ -32,6 +32,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Waker};
+use std::time::Instant;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -79,10 +80,12 @@ pub(super) struct Job {
     pub(super) offset: u64,
 }
 
-/// A finished job: the buffer back, and what the write returned.
+/// A finished job: the buffer back, what the write returned, and when the thread began
+/// and ended it (for [`super::WalStats`]; `None` for a write on the executor's ring).
 pub(super) struct Done {
     pub(super) buf: AlignedBuf,
     pub(super) result: std::io::Result<usize>,
+    pub(super) timing: Option<(Instant, Instant)>,
 }
 
 /// Where the thread leaves a finished job and finds the task to wake.
@@ -139,7 +142,9 @@ fn open(path: &Path) -> std::io::Result<File> {
 fn run(jobs: &flume::Receiver<Job>, slot: &Mutex<Slot>) {
     let mut file: Option<(PathBuf, File)> = None;
     while let Ok(job) = jobs.recv() {
+        let began = Instant::now();
         let result = write(&mut file, &job);
+        let ended = Instant::now();
         let waker = {
             let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
             assert!(
@@ -149,6 +154,7 @@ fn run(jobs: &flume::Receiver<Job>, slot: &Mutex<Slot>) {
             slot.done = Some(Done {
                 buf: job.buf,
                 result,
+                timing: Some((began, ended)),
             });
             slot.waker.take()
         };

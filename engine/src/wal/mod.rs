@@ -141,6 +141,14 @@ pub struct WalStats {
     /// Batches of at least 32 records handed to the WAL's writer thread (written the
     /// moment they were sealed); the others went through the executor's ring.
     pub thread_batches: u64,
+    /// Of `write_us`, for the writer thread's batches: from sealing until the thread
+    /// began the write (handing over and waking the thread), in microseconds.
+    pub thread_pickup_us: u64,
+    /// Of `write_us`, for the writer thread's batches: the write itself, in microseconds.
+    pub thread_pwrite_us: u64,
+    /// Of `write_us`, for the writer thread's batches: from the end of the write until
+    /// the executor took the result (noticing it, and waking if parked), in microseconds.
+    pub thread_reap_us: u64,
 }
 
 /// Errors of the WAL.

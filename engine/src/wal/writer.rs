@@ -920,6 +920,7 @@ async fn write_on_ring(inner: &Inner) {
         Done {
             buf: job.buf,
             result,
+            timing: None,
         },
     );
 }
@@ -977,7 +978,16 @@ fn complete(st: &mut State, done: Done) {
             st.stats.records += u64::from(sealed.records);
             st.stats.bytes += sealed.bytes as u64;
             st.stats.syncs += 1;
-            st.stats.write_us += batch.started.elapsed().as_micros() as u64;
+            let now = std::time::Instant::now();
+            st.stats.write_us += now.duration_since(batch.started).as_micros() as u64;
+            if let Some((began, ended)) = done.timing {
+                let us = |from: std::time::Instant, to: std::time::Instant| {
+                    to.saturating_duration_since(from).as_micros() as u64
+                };
+                st.stats.thread_pickup_us += us(batch.started, began);
+                st.stats.thread_pwrite_us += us(began, ended);
+                st.stats.thread_reap_us += us(ended, now);
+            }
             if let Some(list) = st.waiters.get_mut((batch.generation % 2) as usize) {
                 wake_all(list);
             }
@@ -1417,6 +1427,14 @@ mod tests {
             assert!(
                 stats.thread_batches > 0 && stats.thread_batches < stats.batches,
                 "both paths used: {stats:?}"
+            );
+            // The thread's batches split their time into pickup, pwrite and reap, each a
+            // part of `write_us` (every part is rounded down, so the sum cannot exceed it).
+            assert!(stats.thread_pwrite_us > 0, "{stats:?}");
+            assert!(
+                stats.thread_pickup_us + stats.thread_pwrite_us + stats.thread_reap_us
+                    <= stats.write_us,
+                "{stats:?}"
             );
             wal.close().await.unwrap();
             let wal = Wal::open(options).await.unwrap();
