@@ -10,9 +10,11 @@
 //!   batch, writes it (segment files are O_DSYNC: the write returns once durable), then
 //!   wakes the appenders of that generation;
 //! - a batch of `EARLY_WRITE_RECORDS` or more is written by the writer thread
-//!   (`io_thread.rs`) instead of the ring, and an appender that finds such a batch and no
-//!   write in flight seals and hands it over itself, taking the thread's finished write
-//!   first if there is one. Either way one batch is in flight at a time (`in_flight`).
+//!   (`io_thread.rs`) instead of the ring, and so is every later batch of at least
+//!   `THREAD_STAY_RECORDS` until a smaller one goes through the ring again; an appender
+//!   that finds such a batch and no write in flight seals and hands it over itself, taking
+//!   the thread's finished write first if there is one. Either way one batch is in flight
+//!   at a time (`in_flight`).
 //!
 //! Batch generation g's waiters sit in `waiters[g % 2]`: only generations g (in flight) and
 //! g + 1 (open) can have waiters at any time. A waiter registers with the one generation
@@ -41,6 +43,12 @@ const ZERO_CHUNK_BYTES: usize = 1 << 20;
 /// An appender that finds this many records in the open batch and no write in flight
 /// hands the batch to the writer thread at once instead of leaving it to the flusher.
 const EARLY_WRITE_RECORDS: u32 = 32;
+/// Once a batch went to the writer thread, batches of this many records or more go
+/// there too, until one is smaller (hysteresis). Under many writers a small batch sent
+/// through the ring between two of the thread's made about one thread write in ten take
+/// 0.5-1 ms instead of ~60 µs (DEVELOPERS.md, Benchmarks); a lone writer's one-record
+/// batches still take the ring, which costs it less than a hand-off.
+const THREAD_STAY_RECORDS: u32 = 2;
 /// Spares kept ready for rotation (see `provision_if_short`).
 const SPARES_READY_MIN: usize = 2;
 
@@ -147,6 +155,8 @@ struct State {
     spare_buffer: Option<AlignedBuf>,
     /// The batch being written, if any (at most one at a time).
     in_flight: Option<InFlight>,
+    /// Whether the last batch went to the writer thread (see `THREAD_STAY_RECORDS`).
+    last_to_thread: bool,
     next_lsn: Lsn,
     durable_lsn: Lsn,
     /// The last LSN of the batch in flight; `durable_lsn` when none is.
@@ -472,6 +482,7 @@ impl Wal {
             open_buffer: Some(AlignedBuf::new(options.batch_bytes_max)),
             spare_buffer: Some(AlignedBuf::new(options.batch_bytes_max)),
             in_flight: None,
+            last_to_thread: false,
             next_lsn,
             durable_lsn: next_lsn.prev(),
             sealed_last_lsn: next_lsn.prev(),
@@ -569,7 +580,7 @@ impl Wal {
                             complete(st, done);
                         }
                     }
-                    if st.in_flight.is_none() && st.open.records() >= EARLY_WRITE_RECORDS {
+                    if st.in_flight.is_none() && for_thread(st) {
                         start_write(&self.inner, st);
                     }
                     if let Some(waker) = st.flusher_waker.take() {
@@ -791,7 +802,7 @@ async fn flusher(inner: Rc<Inner>) {
                         continue;
                     }
                 }
-                let big = inner.state.borrow().open.records() >= EARLY_WRITE_RECORDS;
+                let big = for_thread(&inner.state.borrow());
                 if big {
                     start_write(&inner, &mut inner.state.borrow_mut());
                 } else {
@@ -884,11 +895,24 @@ fn seal_for_write(inner: &Inner, st: &mut State) -> Option<(Job, Rc<DmaFile>)> {
     Some((job, file))
 }
 
+/// Whether the open batch goes to the writer thread: `EARLY_WRITE_RECORDS` or more, or
+/// `THREAD_STAY_RECORDS` or more right after a batch that went there.
+fn for_thread(st: &State) -> bool {
+    goes_to_thread(st.open.records(), st.last_to_thread)
+}
+
+/// [`for_thread`]'s rule, for a batch of `records` after one that did (or did not) go to
+/// the thread.
+fn goes_to_thread(records: u32, last_to_thread: bool) -> bool {
+    records >= EARLY_WRITE_RECORDS || (last_to_thread && records >= THREAD_STAY_RECORDS)
+}
+
 /// Hands the open batch to the writer thread if [`seal_for_write`] lets it go now.
 fn start_write(inner: &Inner, st: &mut State) {
     let Some((job, _)) = seal_for_write(inner, st) else {
         return;
     };
+    st.last_to_thread = true;
     if inner.writer.send(job) {
         st.stats.thread_batches += 1;
     } else {
@@ -907,6 +931,7 @@ async fn write_on_ring(inner: &Inner) {
     let Some((job, file)) = seal_for_write(inner, &mut inner.state.borrow_mut()) else {
         return;
     };
+    inner.state.borrow_mut().last_to_thread = false;
     let mut dma = file.alloc_dma_buffer(job.bytes);
     if let Some(bytes) = job.buf.as_bytes().get(..job.bytes) {
         dma.as_bytes_mut().copy_from_slice(bytes);
@@ -1465,6 +1490,19 @@ mod tests {
                 Err(WalError::Failed { .. })
             ));
         });
+    }
+
+    #[test]
+    fn batches_stay_with_the_writer_thread_until_one_is_a_lone_record() {
+        // From the ring, only a big batch moves to the thread.
+        assert!(!goes_to_thread(EARLY_WRITE_RECORDS - 1, false));
+        assert!(goes_to_thread(EARLY_WRITE_RECORDS, false));
+        // After a thread batch, any batch of two or more stays there: a small batch on
+        // the ring between two thread writes slowed the thread's next writes.
+        assert!(goes_to_thread(THREAD_STAY_RECORDS, true));
+        assert!(goes_to_thread(EARLY_WRITE_RECORDS - 1, true));
+        // A lone record goes back to the ring, cheaper for a lone writer.
+        assert!(!goes_to_thread(1, true));
     }
 
     #[test]
