@@ -2,6 +2,7 @@
 //! a SplitMix64 generator, so that every run sees the same inputs, and a byte mutator.
 
 /// A small seeded PRNG (SplitMix64) so fuzz runs are reproducible from their seed.
+#[derive(Clone, Debug)]
 pub struct Prng(u64);
 
 impl Prng {

@@ -23,23 +23,19 @@ pub fn run_on_executor<T: 'static>(
     Ok(ex.run(f))
 }
 
-/// SplitMix64: a seeded generator for test decisions (never used inside a core).
+/// SplitMix64 (keel-net's seeded generator): test decisions (never used inside a core).
 #[derive(Clone, Debug)]
-pub struct Prng(u64);
+pub struct Prng(keel_net::fuzz_input::Prng);
 
 impl Prng {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> Prng {
-        Prng(seed)
+        Prng(keel_net::fuzz_input::Prng::new(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// A number in `0..n` (n > 0).
