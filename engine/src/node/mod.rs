@@ -524,6 +524,7 @@ async fn shard_run(s: ShardSetup) -> Result<(), String> {
         wal_rotations = w.rotations,
         wal_rotation_stalls = w.rotation_stalls,
         wal_rotation_stall_ms = w.rotation_stall_us / 1000,
+        wal_rotations_unwritten = w.rotations_unwritten,
         wal_write_ms = w.write_us / 1000,
         wal_thread_pickup_ms = w.thread_pickup_us / 1000,
         wal_thread_pwrite_ms = w.thread_pwrite_us / 1000,

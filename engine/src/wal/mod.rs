@@ -22,8 +22,10 @@
 //!   overlaps with it. Smaller batches stay on the ring (a handoff costs a lone writer
 //!   ~55 µs).
 //! - **Rotation**: a batch that does not fit the current segment goes to a spare, whose new
-//!   header is written and fdatasynced first. A spare is kept ready in the background
-//!   (`WalStats::rotation_stalls` counts rotations that had to pre-write one inline).
+//!   header is written and fdatasynced first. Spares are kept pre-written in the
+//!   background; a rotation that finds none ready takes a segment that is only allocated
+//!   (fallocate) rather than wait for a pre-write (`WalStats::rotation_stalls`,
+//!   `WalStats::rotations_unwritten`).
 //! - **Release**: `release_before` turns whole segments below the LSN into spares. The
 //!   release becomes durable with the next segment header (its `retain_lsn`); until then a
 //!   released segment is neither overwritten nor deleted, since recovery after a crash
@@ -130,16 +132,20 @@ pub struct WalStats {
     pub syncs: u64,
     /// Segments started by rotation.
     pub rotations: u64,
-    /// Rotations that found no spare ready (and waited for the one being pre-written, or
-    /// pre-wrote one inline).
+    /// Rotations that found no pre-written spare ready (and took a segment only allocated,
+    /// or, where that failed, waited for the pre-write under way or pre-wrote one inline).
     pub rotation_stalls: u64,
-    /// Wall time those rotations waited for a spare, in microseconds (each also logs a
-    /// warning): every append of the shard waited with them.
+    /// Wall time those rotations spent getting a segment, in microseconds (each also logs
+    /// a warning): every append of the shard waited with them.
     pub rotation_stall_us: u64,
+    /// Of those rotations, the ones that took a segment only allocated (not pre-written):
+    /// its batches' fdatasyncs cost more until it is recycled.
+    pub rotations_unwritten: u64,
     /// Wall time spent in batch writes, in microseconds, from submission until durable.
     pub write_us: u64,
-    /// Batches of at least 32 records handed to the WAL's writer thread (written the
-    /// moment they were sealed); the others went through the executor's ring.
+    /// Batches handed to the WAL's writer thread (written the moment they were sealed;
+    /// see `writer::goes_to_thread` for which); the others went through the executor's
+    /// ring.
     pub thread_batches: u64,
     /// Of `write_us`, for the writer thread's batches: from sealing until the thread
     /// began the write (handing over and waking the thread), in microseconds.

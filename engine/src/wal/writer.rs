@@ -182,6 +182,9 @@ struct State {
     /// buggify).
     #[cfg(test)]
     fail_next_sync: bool,
+    /// Test hook: no spare is pre-written in the background.
+    #[cfg(test)]
+    provision_paused: bool,
     stats: WalStats,
 }
 
@@ -270,6 +273,42 @@ async fn prewrite_segment(
         .await
         .map_err(io_error("fdatasync", &path, 0))?;
     sync_dir(dir).await?;
+    Ok(SpareFile {
+        released_below: Lsn(0),
+        slot,
+        path,
+        file: Rc::new(file),
+    })
+}
+
+/// Creates the segment file of `slot` with its blocks allocated (fallocate) but not
+/// written, then fdatasyncs it and its directory: ready in a few milliseconds where a
+/// pre-write takes tens to hundreds. Its unwritten blocks read as zeros, as a pre-written
+/// segment's do, so recovery cannot tell the two apart; but the first write to each block
+/// also commits its conversion to written, which made a 32 KiB write + fdatasync ~1.7×
+/// slower on this project's disk (fio: 12.1k against 20.7k per second).
+async fn allocate_segment(
+    dir: &Path,
+    slot: u32,
+    segment_bytes: u64,
+) -> Result<SpareFile, WalError> {
+    let path = dir.join(segment_file_name(slot));
+    let file = open_file(&path).await?;
+    let prepared = async {
+        file.pre_allocate(segment_bytes, false)
+            .await
+            .map_err(io_error("fallocate", &path, 0))?;
+        file.fdatasync()
+            .await
+            .map_err(io_error("fdatasync", &path, 0))?;
+        sync_dir(dir).await
+    }
+    .await;
+    if let Err(e) = prepared {
+        // A file left here would be taken for a spare cut short, and dropped, at open.
+        let _ = file.remove().await;
+        return Err(e);
+    }
     Ok(SpareFile {
         released_below: Lsn(0),
         slot,
@@ -504,6 +543,8 @@ impl Wal {
             open_full: false,
             #[cfg(test)]
             fail_next_sync: false,
+            #[cfg(test)]
+            provision_paused: false,
             stats,
         };
         let writer = LogWriter::start().map_err(std_io_error("spawn_wal_thread", &dir))?;
@@ -1046,6 +1087,25 @@ async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
         if stalled.is_none() {
             stalled = Some(std::time::Instant::now());
             inner.state.borrow_mut().stats.rotation_stalls += 1;
+            // Rather than wait for a pre-write (tens of ms with every append of the shard
+            // waiting), take a segment that is only allocated: its batches' fdatasyncs
+            // cost more until it is recycled, but nothing stops.
+            let slot = {
+                let mut st = inner.state.borrow_mut();
+                st.next_slot += 1;
+                st.next_slot - 1
+            };
+            match allocate_segment(&inner.options.dir, slot, inner.options.segment_bytes).await {
+                Ok(spare) => {
+                    inner.state.borrow_mut().stats.rotations_unwritten += 1;
+                    break spare;
+                }
+                // A file system without fallocate: wait for a pre-written one instead.
+                Err(error) => tracing::warn!(
+                    %error,
+                    "wal: allocating a segment failed; waiting for a pre-written one"
+                ),
+            }
         }
         if provisioning {
             // The spare being pre-written is nearer done than a new one would be.
@@ -1087,7 +1147,7 @@ async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
         tracing::warn!(
             dir = %inner.options.dir.display(),
             waited_ms = waited.as_secs_f64() * 1e3,
-            "WAL rotation found no spare segment ready and waited for one"
+            "WAL rotation found no pre-written spare segment ready"
         );
     }
     write_header(&spare.file, &spare.path, &header).await?;
@@ -1134,6 +1194,10 @@ async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
 /// disk busier and raised the put p99 in two runs).
 fn provision_if_short(inner: &Rc<Inner>, st: &mut State) {
     if st.provisioning || st.closing || st.failed.is_some() {
+        return;
+    }
+    #[cfg(test)]
+    if st.provision_paused {
         return;
     }
     let persisted = st.chain.back().map_or(Lsn(0), |t| t.header.retain_lsn);
@@ -1469,6 +1533,58 @@ mod tests {
                 let record = reader.next().await.unwrap().unwrap();
                 assert_eq!(record.lsn, *lsn);
                 assert_eq!(record.payload, payload(*w, *r).into_bytes());
+            }
+            assert!(reader.next().await.unwrap().is_none());
+            wal.close().await.unwrap();
+        });
+    }
+
+    /// A rotation that finds no pre-written spare takes a segment that is only allocated,
+    /// at once, instead of waiting for a pre-write; its records are durable, and read back
+    /// after a reopen like any others (its unwritten blocks read as zeros).
+    #[test]
+    fn a_rotation_without_a_spare_takes_an_allocated_segment() {
+        with_wal_options(|options| async move {
+            let wal = Wal::open(options.clone()).await.unwrap();
+            // No pre-written spare from here on: pause the background pre-writes, let the
+            // one started at open finish, and drop every spare.
+            wal.inner.state.borrow_mut().provision_paused = true;
+            poll_fn(|cx| {
+                let mut st = wal.inner.state.borrow_mut();
+                if !st.provisioning {
+                    return Poll::Ready(());
+                }
+                st.close_waiters.push(cx.waker().clone());
+                Poll::Pending
+            })
+            .await;
+            wal.inner.state.borrow_mut().spares.clear();
+            let payload = |i: u32| format!("record {i} ").repeat(40).into_bytes();
+            let mut written = Vec::new();
+            let mut i = 0;
+            while wal.stats().rotations < 2 {
+                let lsn = wal.append(meta(), &payload(i)).await.unwrap();
+                written.push((lsn, i));
+                i += 1;
+                assert!(i < 100_000, "no rotation: {:?}", wal.stats());
+            }
+            let stats = wal.stats();
+            assert_eq!(stats.rotations_unwritten, 2, "{stats:?}");
+            assert_eq!(stats.rotation_stalls, 2, "{stats:?}");
+            // Records after the rotation land in the allocated segments too.
+            for _ in 0..10 {
+                let lsn = wal.append(meta(), &payload(i)).await.unwrap();
+                written.push((lsn, i));
+                i += 1;
+            }
+            wal.close().await.unwrap();
+            let wal = Wal::open(options).await.unwrap();
+            assert_eq!(wal.last_lsn(), written.last().unwrap().0);
+            let mut reader = wal.reader(Lsn::FIRST).await.unwrap();
+            for (lsn, i) in &written {
+                let record = reader.next().await.unwrap().unwrap();
+                assert_eq!(record.lsn, *lsn);
+                assert_eq!(record.payload, payload(*i));
             }
             assert!(reader.next().await.unwrap().is_none());
             wal.close().await.unwrap();
