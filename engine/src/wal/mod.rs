@@ -2,9 +2,11 @@
 //!
 //! # Design
 //! - **Segments** (`segment.rs`): fixed-size files opened with O_DIRECT, pre-written with
-//!   zeros once or recycled from released segments, so that a durable write never
-//!   allocates blocks. They are opened O_DSYNC: a write returns once durable. Block 0 is
-//!   a header (sequence, first LSN, retained LSN); batches follow.
+//!   zeros once or recycled from released segments, so that a durable write does not
+//!   allocate blocks (a rotation that finds no such spare ready takes one only allocated
+//!   with fallocate rather than wait, see Rotation). They are opened O_DSYNC: a write
+//!   returns once durable, with the conversion of any unwritten block it filled. Block 0
+//!   is a header (sequence, first LSN, retained LSN); batches follow.
 //! - **Records** (`record.rs`): header (crc32c, length, LSN, batch LSN, group, term, index,
 //!   frame, kind) and payload, packed at 8-byte alignment. LSNs count records, +1 each.
 //! - **Group commit** (`batch.rs`, `writer.rs`): appenders copy their record into the open
