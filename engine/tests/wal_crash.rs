@@ -3,7 +3,9 @@
 //! The test re-runs its own binary as a child (`WAL_CRASH_CHILD=dir`) that appends from 64
 //! tasks and prints `lsn tag` for every acknowledged append; the parent kills it mid-run,
 //! reopens the WAL, and checks that every acknowledged record is there with its payload and
-//! that the log is a gapless prefix 1..=last.
+//! that the log is a gapless prefix 1..=last. The second of its three rounds makes new
+//! segments by allocating them only (`prewrite_spares: false`), so that the kill lands
+//! in a segment whose blocks were never written before.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;
@@ -19,13 +21,16 @@ use keel_engine::wal::{
 };
 
 const CHILD_ENV: &str = "WAL_CRASH_CHILD";
+/// Set (to anything) in a child that only allocates its new segments.
+const ALLOCATE_ENV: &str = "WAL_CRASH_ALLOCATE";
 
-fn options(dir: &Path) -> WalOptions {
+fn options(dir: &Path, prewrite_spares: bool) -> WalOptions {
     WalOptions {
         dir: dir.to_path_buf(),
         segment_bytes: (4096 + BATCH_BYTES_MIN + 16 * 4096) as u64,
         batch_bytes_max: BATCH_BYTES_MIN,
         segments_spare_max: 2,
+        prewrite_spares,
     }
 }
 
@@ -54,7 +59,8 @@ fn executor() -> glommio::LocalExecutor {
 fn child(dir: PathBuf) {
     executor().run(async move {
         probe_workaround(&dir).await.unwrap();
-        let wal = Wal::open(options(&dir)).await.unwrap();
+        let prewrite = std::env::var_os(ALLOCATE_ENV).is_none();
+        let wal = Wal::open(options(&dir, prewrite)).await.unwrap();
         println!("ready");
         let tasks: Vec<_> = (0..64u64)
             .map(|t| {
@@ -88,17 +94,19 @@ fn wal_acked_appends_survive_sigkill() {
         .unwrap();
     let mut acked: BTreeMap<u64, u64> = BTreeMap::new();
     for round in 0..3 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let mut child = Command::new(std::env::current_exe().unwrap());
+        child
             .args([
                 "--exact",
                 "wal_acked_appends_survive_sigkill",
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env(CHILD_ENV, dir.path())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .env(CHILD_ENV, dir.path());
+        if round == 1 {
+            child.env(ALLOCATE_ENV, "1");
+        }
+        let mut child = child.stdout(Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let reader = std::thread::spawn(move || {
             let mut lines = Vec::new();
@@ -136,7 +144,7 @@ fn wal_acked_appends_survive_sigkill() {
         let acked_now = acked.clone();
         executor().run(async move {
             probe_workaround(&path).await.unwrap();
-            let wal = Wal::open(options(&path)).await.unwrap();
+            let wal = Wal::open(options(&path, true)).await.unwrap();
             let mut reader = wal.reader(Lsn(1)).await.unwrap();
             let mut expected = Lsn(1);
             let mut found = 0;

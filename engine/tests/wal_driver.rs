@@ -45,6 +45,7 @@ fn options(dir: &Path) -> WalOptions {
         segment_bytes: SMALL_SEGMENT_BYTES,
         batch_bytes_max: BATCH_BYTES_MIN,
         segments_spare_max: 2,
+        prewrite_spares: true,
     }
 }
 

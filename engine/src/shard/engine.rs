@@ -58,6 +58,9 @@ pub struct EngineOptions {
     pub wal_segment_bytes: u64,
     /// WAL batch (one write) capacity.
     pub wal_batch_bytes_max: usize,
+    /// Whether new WAL segments are pre-written with zeros (the default) or only
+    /// allocated ([`crate::wal::WalOptions::prewrite_spares`]).
+    pub wal_prewrite_spares: bool,
     /// Start a checkpoint after this many WAL bytes since the last one.
     pub checkpoint_wal_bytes: u64,
     /// Items a scan returns at most per call.
@@ -80,6 +83,7 @@ impl EngineOptions {
             cache_bytes: 64 << 20,
             wal_segment_bytes: 64 << 20,
             wal_batch_bytes_max: 1 << 20,
+            wal_prewrite_spares: true,
             checkpoint_wal_bytes: CHECKPOINT_WAL_BYTES_DEFAULT,
             scan_items_max: 1000,
             scan_bytes_max: 1 << 20,
@@ -216,6 +220,7 @@ impl Engine {
         let mut wal_options = WalOptions::new(dir.join("wal"));
         wal_options.segment_bytes = options.wal_segment_bytes;
         wal_options.batch_bytes_max = options.wal_batch_bytes_max;
+        wal_options.prewrite_spares = options.wal_prewrite_spares;
         let wal = Wal::open(wal_options).await?;
         let cache = PageCache::new(options.cache_bytes);
         let pdir = partitions_dir(&dir);

@@ -58,6 +58,9 @@ async fn run(
     options.cache_bytes = 1 << 20;
     options.wal_segment_bytes = 4 << 20;
     options.checkpoint_wal_bytes = 2 << 20;
+    // Every other round makes new WAL segments by allocating them only, so that kills
+    // also land in segments whose blocks were never written before.
+    options.wal_prewrite_spares = seed % 2 == 0;
     let engine = Engine::open(options).await.context("open")?;
     if engine.partitions().is_empty() {
         let schema = KeySchema::partition_only(KeyAttribute::new("id", KeyType::S));
