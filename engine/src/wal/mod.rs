@@ -24,10 +24,10 @@
 //!   overlaps with it. Smaller batches stay on the ring (a handoff costs a lone writer
 //!   ~55 µs).
 //! - **Rotation**: a batch that does not fit the current segment goes to a spare, whose new
-//!   header is written and fdatasynced first. Spares are kept pre-written in the
-//!   background; a rotation that finds none ready takes a segment that is only allocated
-//!   (fallocate) rather than wait for a pre-write (`WalStats::rotation_stalls`,
-//!   `WalStats::rotations_unwritten`).
+//!   header is written and fdatasynced first. Spares are kept ready in the background,
+//!   pre-written (or only allocated, `WalOptions::prewrite_spares`); a rotation that finds
+//!   none ready takes a segment that is only allocated (fallocate) rather than wait for a
+//!   pre-write (`WalStats::rotation_stalls`, `WalStats::rotations_unwritten`).
 //! - **Release**: `release_before` turns whole segments below the LSN into spares. The
 //!   release becomes durable with the next segment header (its `retain_lsn`); until then a
 //!   released segment is neither overwritten nor deleted, since recovery after a crash
