@@ -1099,11 +1099,7 @@ async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
             // Rather than wait for a pre-write (tens of ms with every append of the shard
             // waiting), take a segment that is only allocated: its batches' fdatasyncs
             // cost more until it is recycled, but nothing stops.
-            let slot = {
-                let mut st = inner.state.borrow_mut();
-                st.next_slot += 1;
-                st.next_slot - 1
-            };
+            let slot = take_slot(&mut inner.state.borrow_mut());
             match make_segment(&inner.options.dir, slot, inner.options.segment_bytes, false).await {
                 Ok(spare) => {
                     inner.state.borrow_mut().stats.rotations_unwritten += 1;
@@ -1129,11 +1125,7 @@ async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
             .await;
             continue;
         }
-        let slot = {
-            let mut st = inner.state.borrow_mut();
-            st.next_slot += 1;
-            st.next_slot - 1
-        };
+        let slot = take_slot(&mut inner.state.borrow_mut());
         break make_segment(&inner.options.dir, slot, inner.options.segment_bytes, true).await?;
     };
     let header = {
@@ -1191,8 +1183,15 @@ async fn rotate(inner: &Rc<Inner>, first_lsn: Lsn) -> Result<(), WalError> {
     Ok(())
 }
 
-/// Starts pre-writing a spare in the background when fewer than [`SPARES_READY_MIN`]
-/// (at most `segments_spare_max`) spares are reusable now and none is being pre-written.
+/// The slot number for a new segment file (never reused while the WAL is open).
+fn take_slot(st: &mut State) -> u32 {
+    st.next_slot += 1;
+    st.next_slot - 1
+}
+
+/// Starts making a spare in the background ([`new_spare`]: pre-written, or allocated
+/// with `prewrite_spares: false`) when fewer than [`SPARES_READY_MIN`] (at most
+/// `segments_spare_max`) spares are reusable now and none is being made.
 ///
 /// Two, not one: a segment released by a checkpoint becomes reusable only at the rotation
 /// after its release (the next segment header makes the release durable), and under a
@@ -1219,8 +1218,7 @@ fn provision_if_short(inner: &Rc<Inner>, st: &mut State) {
         return;
     }
     st.provisioning = true;
-    let slot = st.next_slot;
-    st.next_slot += 1;
+    let slot = take_slot(st);
     glommio::spawn_local(provision(inner.clone(), slot)).detach();
 }
 
@@ -1405,6 +1403,19 @@ mod tests {
             });
     }
 
+    /// Reopens the WAL and checks that it holds exactly `expected`, in order, then closes it.
+    async fn reopen_and_read_back(options: WalOptions, expected: &[(Lsn, Vec<u8>)]) {
+        let wal = Wal::open(options).await.unwrap();
+        let mut reader = wal.reader(Lsn::FIRST).await.unwrap();
+        for (lsn, payload) in expected {
+            let record = reader.next().await.unwrap().unwrap();
+            assert_eq!(record.lsn, *lsn);
+            assert_eq!(&record.payload, payload);
+        }
+        assert!(reader.next().await.unwrap().is_none());
+        wal.close().await.unwrap();
+    }
+
     /// Appends `n` records from `n` tasks at once and checks that every one fails with
     /// [`WalError::Failed`].
     async fn appends_all_fail(wal: &Wal, n: usize) {
@@ -1537,16 +1548,14 @@ mod tests {
                 "{stats:?}"
             );
             wal.close().await.unwrap();
-            let wal = Wal::open(options).await.unwrap();
+            let wal = Wal::open(options.clone()).await.unwrap();
             assert_eq!(wal.last_lsn(), Lsn(total));
-            let mut reader = wal.reader(Lsn::FIRST).await.unwrap();
-            for (lsn, w, r) in &all {
-                let record = reader.next().await.unwrap().unwrap();
-                assert_eq!(record.lsn, *lsn);
-                assert_eq!(record.payload, payload(*w, *r).into_bytes());
-            }
-            assert!(reader.next().await.unwrap().is_none());
             wal.close().await.unwrap();
+            let expected: Vec<_> = all
+                .iter()
+                .map(|(lsn, w, r)| (*lsn, payload(*w, *r).into_bytes()))
+                .collect();
+            reopen_and_read_back(options, &expected).await;
         });
     }
 
@@ -1592,16 +1601,11 @@ mod tests {
                 i += 1;
             }
             wal.close().await.unwrap();
-            let wal = Wal::open(options).await.unwrap();
+            let wal = Wal::open(options.clone()).await.unwrap();
             assert_eq!(wal.last_lsn(), written.last().unwrap().0);
-            let mut reader = wal.reader(Lsn::FIRST).await.unwrap();
-            for (lsn, i) in &written {
-                let record = reader.next().await.unwrap().unwrap();
-                assert_eq!(record.lsn, *lsn);
-                assert_eq!(record.payload, payload(*i));
-            }
-            assert!(reader.next().await.unwrap().is_none());
             wal.close().await.unwrap();
+            let expected: Vec<_> = written.iter().map(|(lsn, i)| (*lsn, payload(*i))).collect();
+            reopen_and_read_back(options, &expected).await;
         });
     }
 
@@ -1625,17 +1629,8 @@ mod tests {
             assert!(stats.spares_allocated >= 1, "{stats:?}");
             assert_eq!(stats.spares_prewritten, 0, "{stats:?}");
             wal.close().await.unwrap();
-            let wal = Wal::open(options).await.unwrap();
-            let mut reader = wal.reader(Lsn::FIRST).await.unwrap();
-            for (lsn, i) in &written {
-                let record = reader.next().await.unwrap().unwrap();
-                assert_eq!(
-                    (record.lsn, record.payload.as_slice()),
-                    (*lsn, &payload(*i)[..])
-                );
-            }
-            assert!(reader.next().await.unwrap().is_none());
-            wal.close().await.unwrap();
+            let expected: Vec<_> = written.iter().map(|(lsn, i)| (*lsn, payload(*i))).collect();
+            reopen_and_read_back(options, &expected).await;
         });
     }
 
